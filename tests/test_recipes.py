@@ -1,0 +1,113 @@
+import glob
+import os
+
+import pytest
+import yaml
+from accelerate.commands.config.config_args import ClusterConfig
+
+from tinystories.arguments import RecipeError, RecipeParser, parse_train_args
+from tinystories.models import PRESETS
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN_RECIPES = sorted(glob.glob(os.path.join(REPO, "recipes", "*", "*.yaml")))
+TRAIN_RECIPES = [p for p in TRAIN_RECIPES if "accelerate_configs" not in p]
+ACCELERATE_CONFIGS = sorted(glob.glob(os.path.join(REPO, "recipes", "accelerate_configs", "*.yaml")))
+
+
+def test_every_preset_has_a_recipe_and_a_readme_with_its_launch_line():
+    for name in PRESETS:
+        folder = os.path.join(REPO, "recipes", f"tinystories-{name}")
+        assert os.path.isfile(os.path.join(folder, "pretrain.yaml"))
+        readme = open(os.path.join(folder, "README.md")).read()
+        assert f"accelerate launch --config_file recipes/accelerate_configs/single.yaml -m tinystories.train recipes/tinystories-{name}/pretrain.yaml" in readme
+    assert {os.path.basename(p) for p in ACCELERATE_CONFIGS} == {"single.yaml", "ddp.yaml", "fsdp.yaml", "zero2.yaml", "zero3.yaml"}
+
+
+@pytest.mark.parametrize("path", TRAIN_RECIPES, ids=lambda p: os.path.relpath(p, REPO))
+def test_training_recipe_parses_with_unknown_keys_rejected(path):
+    cfg = parse_train_args([path])
+    assert cfg.training.output_dir
+    assert cfg.data.block_size > 0
+    if "tinystories-" in path:  # the published 33M hyper-parameters are the base of every family
+        t = cfg.training
+        assert (t.learning_rate, t.weight_decay, t.adam_beta1, t.adam_beta2) == (5e-4, 0.1, 0.9, 0.95)
+        assert str(t.lr_scheduler_type.value) == "constant"
+        assert cfg.data.block_size == 512
+        assert t.per_device_train_batch_size * t.gradient_accumulation_steps * cfg.data.block_size == 655_360
+        assert cfg.model.model_preset == os.path.basename(os.path.dirname(path)).removeprefix("tinystories-")
+
+
+@pytest.mark.parametrize("path", ACCELERATE_CONFIGS, ids=os.path.basename)
+def test_accelerate_config_parses_with_unknown_keys_rejected(path):
+    # ClusterConfig(**mapping) raises TypeError on any key accelerate does not know
+    config = ClusterConfig(**yaml.safe_load(open(path)))
+    assert config.num_machines == 1
+    if os.path.basename(path) == "fsdp.yaml":
+        assert config.fsdp_config["fsdp_version"] == 2
+
+
+def test_unknown_recipe_key_is_rejected_by_name(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model_preset: 1M\ntrain_file: x.txt\nlearning_rat: 0.1\n")
+    with pytest.raises(RecipeError, match=r"'learning_rat' \(did you mean learning_rate"):
+        parse_train_args([str(recipe)])
+
+
+def test_unknown_override_is_rejected_by_name(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model_preset: 1M\ntrain_file: x.txt\n")
+    with pytest.raises(RecipeError, match="'max_stepz'"):
+        parse_train_args([str(recipe), "--max_stepz", "3"])
+
+
+def test_overrides_are_typed_and_merged(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "model_preset: 1M\nconfig_overrides: {hidden_size: 64, num_layers: 2}\ntrain_file: x.txt\n"
+        "learning_rate: 5e-4\nmax_steps: 10\n"
+    )
+    cfg = parse_train_args(
+        [str(recipe), "--max_steps", "20", "--bf16", "--lora_target_modules", "q_proj", "v_proj",
+         "--config_overrides", "{num_layers: 4}", "--warmup_steps=0.1", "--use_peft", "true"]
+    )
+    assert cfg.training.max_steps == 20
+    assert cfg.training.learning_rate == 5e-4  # YAML reads 5e-4 as text: coerced to float
+    assert cfg.training.bf16 is True and cfg.training.use_cpu is True  # bf16 autocast on a CPU machine
+    assert cfg.training.warmup_steps == 0.1
+    assert cfg.peft.use_peft is True and cfg.peft.lora_target_modules == ["q_proj", "v_proj"]
+    assert cfg.model.config_overrides == {"hidden_size": 64, "num_layers": 4}
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--max_steps", "ten"], "Bad value for --max_steps"),
+        (["--lr_scheduler_type", "wavy"], "choose one of"),
+        (["stray"], "overrides are written --key value"),
+        (["--model_name_or_path", "x"], "either model_name_or_path"),
+        (["--model_preset", "9M"], "Unknown model_preset '9M'"),
+    ],
+)
+def test_bad_values_get_clear_errors(tmp_path, argv, message):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model_preset: 1M\ntrain_file: x.txt\n")
+    with pytest.raises(RecipeError, match=message):
+        parse_train_args([str(recipe), *argv])
+
+
+def test_missing_and_invalid_recipe_files(tmp_path):
+    with pytest.raises(RecipeError, match="Recipe not found"):
+        parse_train_args([str(tmp_path / "nope.yaml")])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a\n- b\n")
+    with pytest.raises(RecipeError, match="must be a mapping"):
+        parse_train_args([str(bad)])
+
+
+def test_help_lists_every_key_with_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        RecipeParser().parse(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for key in ("--model_preset", "--tokenizer_vocab_size", "--block_size", "--lora_r", "--max_train_minutes"):
+        assert key in out
