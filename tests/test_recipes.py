@@ -86,6 +86,8 @@ def test_overrides_are_typed_and_merged(tmp_path):
         (["stray"], "overrides are written --key value"),
         (["--model_name_or_path", "x"], "either model_name_or_path"),
         (["--model_preset", "9M"], "Unknown model_preset '9M'"),
+        (["--max_steps"], "--max_steps needs a value"),
+        (["--train_file", "null"], "Set dataset_name .* or train_file"),
     ],
 )
 def test_bad_values_get_clear_errors(tmp_path, argv, message):

@@ -244,15 +244,19 @@ class RecipeParser:
         action = self._actions[key]
         if not raw and action.nargs == "?":
             return action.const
+        if not raw:
+            raise RecipeError(f"--{key} needs a value")
         if action.nargs == "+":
             return [action.type(v) if action.type else v for v in raw]
+        value = " ".join(raw)
+        if value in ("null", "None", "~") and action.default is None:
+            return None  # `--dataset_name null` unsets a recipe's value
         if action.type is None or action.type is str:
             # free-form fields (mappings, str-or-enum unions): read the text as YAML like the recipe's values
-            value = raw[0] if len(raw) == 1 else " ".join(raw)
-            loaded = yaml.safe_load(value) if raw else None
+            loaded = yaml.safe_load(value)
             return loaded if isinstance(loaded, (dict, list)) else value
         try:
-            value = action.type(" ".join(raw))
+            value = action.type(value)
         except (TypeError, ValueError) as e:
             raise RecipeError(f"Bad value for --{key}: {' '.join(raw)!r} ({e})") from None
         if action.choices is not None and value not in action.choices:

@@ -89,8 +89,10 @@ def _check_file(path: str) -> None:
 
 def load_data_file(path: str, text_column: str = "text", cache_dir: str | None = None) -> Dataset:
     """One file as a ``Dataset`` with (at least) the column ``text_column``; a clear error if it is unusable."""
-    _check_file(path)
     ext = _extension(path)
+    _check_file(path)
+    if ext in TEXT_EXTENSIONS and next(iter_stories(path), None) is None:
+        raise DataError(f"No stories found in {path} (expected stories separated by {EOS_TOKEN})")
     try:
         if ext in TEXT_EXTENSIONS:
             dataset = Dataset.from_generator(
@@ -108,7 +110,7 @@ def load_data_file(path: str, text_column: str = "text", cache_dir: str | None =
         cause = e.__cause__ or e
         raise DataError(f"Could not read {path} as {ext}: {type(cause).__name__}: {cause}") from e
     if len(dataset) == 0:
-        raise DataError(f"No stories found in {path}" + (f" (expected stories separated by {EOS_TOKEN})" if ext in TEXT_EXTENSIONS else ""))
+        raise DataError(f"No stories found in {path}")
     _check_text_column(dataset, text_column, path)
     return dataset
 

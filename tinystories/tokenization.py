@@ -275,10 +275,7 @@ def prune_tokenizer(
         raise ValueError("prune_tokenizer does not support BPE with continuing_subword_prefix/end_of_word_suffix")
 
     vocab: dict[str, int] = model["vocab"]
-    id_to_token = {i: t for t, i in vocab.items()}
     added = state.get("added_tokens") or []
-    for entry in added:
-        id_to_token[entry["id"]] = entry["content"]
     base = sorted(pre_tokenizers.ByteLevel.alphabet(), key=lambda t: vocab.get(t, -1))
     missing = [t for t in base if t not in vocab]
     if missing:
@@ -301,9 +298,7 @@ def prune_tokenizer(
             f"token(s) and the {len(base)} byte tokens, so it needs at least {min_size}"
         )
     if vocab_size >= original_size:
-        raise ValueError(
-            f"vocab_size={vocab_size} would not prune: the tokenizer has only {original_size} tokens"
-        )
+        raise ValueError(f"vocab_size={vocab_size} would not prune: the tokenizer has only {original_size} tokens")
 
     merges, merges_as_strings = _parse_merges(model.get("merges") or [])
     parents: dict[str, tuple[str, str]] = {}
@@ -330,9 +325,7 @@ def prune_tokenizer(
     # Greedy selection by frequency with merge closure; repeat passes in case skipped tokens fit later.
     kept: set[str] = special_set | set(base)
     budget = vocab_size - len(kept)
-    candidates = sorted(
-        (t for t in vocab if t not in kept), key=lambda t: (-counts.get(vocab[t], 0), vocab[t])
-    )
+    candidates = sorted((t for t in vocab if t not in kept), key=lambda t: (-counts.get(vocab[t], 0), vocab[t]))
     while budget > 0:
         skipped: list[str] = []
         for token in candidates:
@@ -355,7 +348,8 @@ def prune_tokenizer(
         key=lambda t: (merge_rank.get(t, len(merges)), vocab[t]),
     )
     new_vocab = {token: new_id for new_id, token in enumerate(specials + base + merged)}
-    assert len(new_vocab) == vocab_size, (len(new_vocab), vocab_size)
+    if len(new_vocab) != vocab_size:  # duplicate token strings in the original vocabulary
+        raise ValueError(f"could only keep {len(new_vocab)} distinct tokens instead of {vocab_size}")
     old_vocab = {**vocab, **{entry["content"]: entry["id"] for entry in added}}
     id_map = {old_vocab[token]: new_id for token, new_id in new_vocab.items()}
 

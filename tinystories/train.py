@@ -24,6 +24,7 @@ from transformers import (
     GenerationConfig,
     PreTrainedTokenizerBase,
     Trainer,
+    TrainerCallback,
     default_data_collator,
     set_seed,
 )
@@ -35,7 +36,7 @@ from .data import load_raw_datasets, pack_dataset
 from .models import build_model, count_parameters, load_model, tinystories_config
 from .tokenization import prune_tokenizer, train_tokenizer
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("tinystories.train")  # not __name__: it is __main__ under -m
 
 RESULTS_FILE = "all_results.json"
 
@@ -203,8 +204,11 @@ def save_final_model(trainer: Trainer, model, tokenizer, peft_args: PeftArgument
         default_generation_config(tokenizer).save_pretrained(output_dir)
 
 
-def run(cfg: TrainConfig) -> dict[str, Any]:
-    """Train, evaluate and save; returns the metrics also written to ``output_dir/all_results.json``."""
+def run(cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> dict[str, Any]:
+    """Train, evaluate and save; returns the metrics also written to ``output_dir/all_results.json``.
+
+    ``callbacks`` are extra ``TrainerCallback`` objects (early stopping, custom logging...).
+    """
     model_args, data_args, peft_args, training_args = cfg.model, cfg.data, cfg.peft, cfg.training
     setup_logging(training_args)
     logger.info(
@@ -245,7 +249,9 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     n_params, n_trainable = count_parameters(model), count_parameters(model, trainable_only=True)
     logger.info("Model: %s parameters, %s trainable", f"{n_params:,}", f"{n_trainable:,}")
 
-    callbacks = [TimeLimitCallback(training_args.max_train_minutes)] if training_args.max_train_minutes else []
+    callbacks = list(callbacks or [])
+    if training_args.max_train_minutes:
+        callbacks.append(TimeLimitCallback(training_args.max_train_minutes))
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -259,6 +265,10 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     save_final_model(trainer, model, tokenizer, peft_args, training_args.output_dir)
 
     metrics: dict[str, Any] = dict(train_result.metrics)
+    # throughput of this session (a resumed run counts only the tokens it trained on itself)
+    session_tokens = trainer.state.num_input_tokens_seen - getattr(trainer, "_initial_num_input_tokens_seen", 0)
+    if metrics.get("train_runtime"):
+        metrics["train_tokens_per_second"] = session_tokens / metrics["train_runtime"]
     metrics.update(
         world_size=training_args.world_size,
         num_parameters=n_params,

@@ -1,0 +1,69 @@
+"""Shared fixtures: small stories written for the tests, the real V2 sample when present, a small tokenizer."""
+
+import itertools
+import os
+import random
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+V2_SAMPLE = os.path.join(REPO, "..", "shared", "data", "tinystories_v2_sample.txt")
+
+_NAMES = ["Lily", "Tom", "Ben", "Sue", "Max", "Mia", "Sam", "Anna"]
+_FRIENDS = ["a little dog", "a red bird", "a big bear", "a small cat", "a kind frog", "an old owl"]
+_PLACES = ["the park", "the garden", "the big tree", "the pond", "the beach", "the farm"]
+_THINGS = ["a shiny ball", "a blue kite", "a soft hat", "a yummy cake", "a tiny boat", "a funny box"]
+_ENDINGS = [
+    "They were very happy and played all day.",
+    "From that day on, they were best friends.",
+    "Mom said they were good helpers, and they smiled.",
+    "It was the best day ever.",
+]
+
+
+def make_stories(n: int, seed: int = 0) -> list[str]:
+    """``n`` short, simple stories (two paragraphs, a line of dialogue) built from word lists."""
+    rng = random.Random(seed)
+    combos = list(itertools.product(_NAMES, _FRIENDS, _PLACES, _THINGS))
+    rng.shuffle(combos)
+    stories = []
+    for i in range(n):
+        name, friend, place, thing = combos[i % len(combos)]
+        stories.append(
+            f"Once upon a time, {name} went to {place}. There {name} met {friend}. "
+            f"{friend.capitalize()} had {thing}.\n"
+            f'"Can I play with {thing}?" asked {name}. "Yes, let us play together," said {friend}. '
+            f"{rng.choice(_ENDINGS)}"
+        )
+    return stories
+
+
+def write_v2(path, stories) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        for story in stories:
+            f.write(f"{story}\n<|endoftext|>\n")
+    return str(path)
+
+
+@pytest.fixture
+def stories():
+    return make_stories(120)
+
+
+@pytest.fixture
+def stories_txt(tmp_path, stories):
+    return write_v2(tmp_path / "stories.txt", stories)
+
+
+@pytest.fixture(scope="session")
+def v2_sample():
+    if not os.path.isfile(V2_SAMPLE):
+        pytest.skip(f"the TinyStories V2 sample is not at {V2_SAMPLE} (../shared/data beside the repository)")
+    return V2_SAMPLE
+
+
+@pytest.fixture(scope="session")
+def small_tokenizer():
+    from tinystories.tokenization import train_tokenizer
+
+    return train_tokenizer(make_stories(300, seed=1), vocab_size=400)
