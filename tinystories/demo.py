@@ -28,18 +28,23 @@ def bundled_stories_path() -> str:
     return str(resources.files("tinystories") / "data" / BUNDLED_STORIES)
 
 
-def fetch_hub_stories(num_train: int, num_validation: int) -> tuple[list[str], list[str]]:
-    """The first stories of the Hub dataset's train and validation splits, streamed (nothing else downloaded)."""
-    import datasets
-    from huggingface_hub import HfApi
-    from huggingface_hub.constants import HF_HUB_OFFLINE
+def fetch_stories(dataset: str, num_train: int, num_validation: int) -> tuple[list[str], list[str]]:
+    """The first stories of a dataset's train and validation splits, streamed (nothing else is downloaded).
 
-    if HF_HUB_OFFLINE:
-        raise ConnectionError("HF_HUB_OFFLINE is set")
-    HfApi().dataset_info(HUB_DATASET, timeout=10)  # fails fast when the Hub is unreachable
+    ``dataset`` is a Hub id (``roneneldan/TinyStories``) or a local folder of the same layout.
+    """
+    import datasets
+
+    if not os.path.isdir(dataset):
+        from huggingface_hub import HfApi
+        from huggingface_hub.constants import HF_HUB_OFFLINE
+
+        if HF_HUB_OFFLINE:
+            raise ConnectionError("HF_HUB_OFFLINE is set")
+        HfApi().dataset_info(dataset, timeout=10)  # fails fast when the Hub is unreachable (datasets would retry)
     splits = {}
     for split, n in (("train", num_train), ("validation", num_validation)):
-        stream = datasets.load_dataset(HUB_DATASET, split=split, streaming=True)
+        stream = datasets.load_dataset(dataset, split=split, streaming=True)
         splits[split] = [row["text"].strip() for row in stream.take(n) if row["text"].strip()]
     return splits["train"], splits["validation"]
 
@@ -52,20 +57,21 @@ def write_stories(stories: list[str], path: str) -> str:
     return path
 
 
-def prepare_stories(output_dir: str, num_stories: int, use_hub: bool) -> tuple[str, str | None, str]:
-    """(train_file, validation_file or None, description of the source)."""
+def prepare_stories(output_dir: str, dataset: str | None, num_stories: int) -> tuple[str, str | None, str]:
+    """(train_file, validation_file or None, description of the source); ``dataset=None`` means bundled."""
     data_dir = os.path.join(output_dir, "data")
     os.makedirs(data_dir, exist_ok=True)
-    if use_hub:
+    if dataset:
         try:
-            train, validation = fetch_hub_stories(num_stories, max(100, num_stories // 20))
+            train, validation = fetch_stories(dataset, num_stories, max(100, num_stories // 20))
             return (
                 write_stories(train, os.path.join(data_dir, "train.txt")),
                 write_stories(validation, os.path.join(data_dir, "validation.txt")),
-                f"{len(train)} train / {len(validation)} validation stories of {HUB_DATASET} from the Hub",
+                f"{len(train)} train / {len(validation)} validation stories of {dataset}",
             )
         except Exception as e:  # no network, DNS failure, Hub down, offline mode...
-            print(f"Could not reach the Hugging Face Hub ({type(e).__name__}: {e}); using the bundled example stories.")
+            where = "read" if os.path.isdir(dataset) else "reach the Hugging Face Hub for"
+            print(f"Could not {where} {dataset} ({type(e).__name__}: {e}); using the bundled example stories.")
     return bundled_stories_path(), None, "the example stories bundled with tinystories"
 
 
@@ -113,7 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="tinystories demo", description=__doc__)
     parser.add_argument("--output_dir", default="tinystories-demo", help="Where the model is saved.")
     parser.add_argument("--max_minutes", type=float, default=2.0, help="Training time on this machine.")
-    parser.add_argument("--num_stories", type=int, default=3000, help="Stories taken from the Hub.")
+    parser.add_argument("--dataset", default=HUB_DATASET, help="Hub id or local folder to take stories from.")
+    parser.add_argument("--num_stories", type=int, default=3000, help="Training stories taken from the dataset.")
     parser.add_argument("--offline", action="store_true", help="Do not try the Hub; use the bundled stories.")
     args = parser.parse_args(argv)
 
@@ -122,7 +129,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     os.makedirs(args.output_dir, exist_ok=True)
     _remove_checkpoints(args.output_dir)  # the demo's own toy checkpoints from an interrupted earlier run
-    train_file, validation_file, source = prepare_stories(args.output_dir, args.num_stories, use_hub=not args.offline)
+    train_file, validation_file, source = prepare_stories(
+        args.output_dir, None if args.offline else args.dataset, args.num_stories
+    )
     print(f"Training on {source}.")
     config = train_config_from_dict(
         demo_recipe(train_file, validation_file, args.output_dir, args.max_minutes, small=validation_file is None)

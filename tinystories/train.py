@@ -28,10 +28,11 @@ from transformers import (
     default_data_collator,
     set_seed,
 )
+from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import DataArguments, ModelArguments, PeftArguments, TrainConfig, parse_train_args
-from .callbacks import TimeLimitCallback
+from .callbacks import TimeBudgetProgressCallback, TimeLimitCallback
 from .data import load_raw_datasets, pack_dataset
 from .models import build_model, count_parameters, load_model, tinystories_config
 from .tokenization import prune_tokenizer, train_tokenizer
@@ -261,6 +262,9 @@ def run(cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> dic
         data_collator=default_data_collator,
         callbacks=callbacks,
     )
+    if training_args.max_train_minutes and not training_args.disable_tqdm:
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(TimeBudgetProgressCallback(training_args.max_train_minutes))
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     save_final_model(trainer, model, tokenizer, peft_args, training_args.output_dir)
 
