@@ -3,8 +3,8 @@ import os
 
 import datasets
 import pytest
-
 from conftest import make_stories, write_v2
+
 from tinystories.data import (
     DataError,
     group_texts,
@@ -55,8 +55,10 @@ def test_validation_is_carved_from_train_reproducibly(stories_txt):
 def test_save_to_disk_folder_and_configs_folder(tmp_path, stories):
     folder = tmp_path / "saved"
     datasets.DatasetDict(
-        {"train": datasets.Dataset.from_dict({"text": stories[:100], "n": list(range(100))}),
-         "validation": datasets.Dataset.from_dict({"text": stories[100:], "n": list(range(20))})}
+        {
+            "train": datasets.Dataset.from_dict({"text": stories[:100], "n": list(range(100))}),
+            "validation": datasets.Dataset.from_dict({"text": stories[100:], "n": list(range(20))}),
+        }
     ).save_to_disk(str(folder))
     raw = load_raw_datasets(dataset_name=str(folder))
     assert raw["train"].column_names == ["text"]  # extra columns dropped

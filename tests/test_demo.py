@@ -6,17 +6,18 @@ import subprocess
 import sys
 
 import datasets
+from conftest import make_stories
 from transformers import AutoModelForCausalLM
 
-from conftest import make_stories
 from tinystories.data import iter_stories
 from tinystories.demo import bundled_stories_path
 
 
 def run_demo(args, env_extra=None):
     env = {**os.environ, **(env_extra or {})}
-    proc = subprocess.run([sys.executable, "-m", "tinystories", "demo", *args], capture_output=True, text=True,
-                          env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tinystories", "demo", *args], capture_output=True, text=True, env=env, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc.stdout
 
@@ -60,7 +61,9 @@ def test_demo_streams_stories_from_a_dataset_repo_layout(tmp_path):
     datasets.Dataset.from_dict({"text": stories[:300]}).to_parquet(str(repo / "data" / "train-00000.parquet"))
     datasets.Dataset.from_dict({"text": stories[300:]}).to_parquet(str(repo / "data" / "validation-00000.parquet"))
     out = tmp_path / "demo"
-    stdout = run_demo(["--dataset", str(repo), "--num_stories", "250", "--output_dir", str(out), "--max_minutes", "0.05"])
+    stdout = run_demo(
+        ["--dataset", str(repo), "--num_stories", "250", "--output_dir", str(out), "--max_minutes", "0.05"]
+    )
     assert f"250 train / 100 validation stories of {repo}" in stdout
     assert len(list(iter_stories(str(out / "data" / "train.txt")))) == 250
     assert os.path.isfile(out / "model.safetensors")

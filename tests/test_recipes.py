@@ -19,8 +19,17 @@ def test_every_preset_has_a_recipe_and_a_readme_with_its_launch_line():
         folder = os.path.join(REPO, "recipes", f"tinystories-{name}")
         assert os.path.isfile(os.path.join(folder, "pretrain.yaml"))
         readme = open(os.path.join(folder, "README.md")).read()
-        assert f"accelerate launch --config_file recipes/accelerate_configs/single.yaml -m tinystories.train recipes/tinystories-{name}/pretrain.yaml" in readme
-    assert {os.path.basename(p) for p in ACCELERATE_CONFIGS} == {"single.yaml", "ddp.yaml", "fsdp.yaml", "zero2.yaml", "zero3.yaml"}
+        assert (
+            f"accelerate launch --config_file recipes/accelerate_configs/single.yaml -m tinystories.train recipes/tinystories-{name}/pretrain.yaml"
+            in readme
+        )
+    assert {os.path.basename(p) for p in ACCELERATE_CONFIGS} == {
+        "single.yaml",
+        "ddp.yaml",
+        "fsdp.yaml",
+        "zero2.yaml",
+        "zero3.yaml",
+    }
 
 
 @pytest.mark.parametrize("path", TRAIN_RECIPES, ids=lambda p: os.path.relpath(p, REPO))
@@ -67,8 +76,20 @@ def test_overrides_are_typed_and_merged(tmp_path):
         "learning_rate: 5e-4\nmax_steps: 10\n"
     )
     cfg = parse_train_args(
-        [str(recipe), "--max_steps", "20", "--bf16", "--lora_target_modules", "q_proj", "v_proj",
-         "--config_overrides", "{num_layers: 4}", "--warmup_steps=0.1", "--use_peft", "true"]
+        [
+            str(recipe),
+            "--max_steps",
+            "20",
+            "--bf16",
+            "--lora_target_modules",
+            "q_proj",
+            "v_proj",
+            "--config_overrides",
+            "{num_layers: 4}",
+            "--warmup_steps=0.1",
+            "--use_peft",
+            "true",
+        ]
     )
     assert cfg.training.max_steps == 20
     assert cfg.training.learning_rate == 5e-4  # YAML reads 5e-4 as text: coerced to float

@@ -8,15 +8,25 @@ import sys
 
 import pytest
 import torch
+from conftest import REPO, make_stories, write_v2
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
-from conftest import REPO, make_stories, write_v2
 from tinystories.arguments import parse_train_args
 from tinystories.train import main, run
 
 SMOKE = os.path.join(REPO, "recipes", "smoke", "pretrain.yaml")
-TINY = ["--config_overrides", "{hidden_size: 32, num_layers: 2, max_position_embeddings: 64}", "--block_size", "64",
-        "--tokenizer_vocab_size", "300", "--logging_steps", "1", "--report_to", "none"]
+TINY = [
+    "--config_overrides",
+    "{hidden_size: 32, num_layers: 2, max_position_embeddings: 64}",
+    "--block_size",
+    "64",
+    "--tokenizer_vocab_size",
+    "300",
+    "--logging_steps",
+    "1",
+    "--report_to",
+    "none",
+]
 
 
 def read_results(output_dir):
@@ -39,9 +49,27 @@ def train_losses(output_dir):
 def test_smoke_recipe_on_sample_writes_a_model_plain_transformers_loads(v2_sample, tmp_path):
     out = tmp_path / "smoke"
     proc = subprocess.run(
-        [sys.executable, "-m", "tinystories", "train", SMOKE, "--train_file", v2_sample, "--output_dir", str(out),
-         "--max_steps", "20", "--eval_steps", "10", "--save_steps", "10"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "tinystories",
+            "train",
+            SMOKE,
+            "--train_file",
+            v2_sample,
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "20",
+            "--eval_steps",
+            "10",
+            "--save_steps",
+            "10",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Sample story" in proc.stdout
@@ -69,8 +97,24 @@ def test_smoke_recipe_on_sample_writes_a_model_plain_transformers_loads(v2_sampl
 
 def test_eval_loss_falls_well_below_its_start(v2_sample, tmp_path):
     out = str(tmp_path / "falls")
-    main([SMOKE, "--train_file", v2_sample, "--output_dir", out, "--max_steps", "60", "--eval_on_start",
-          "--eval_steps", "30", "--save_strategy", "no", "--max_eval_samples", "40"])
+    main(
+        [
+            SMOKE,
+            "--train_file",
+            v2_sample,
+            "--output_dir",
+            out,
+            "--max_steps",
+            "60",
+            "--eval_on_start",
+            "--eval_steps",
+            "30",
+            "--save_strategy",
+            "no",
+            "--max_eval_samples",
+            "40",
+        ]
+    )
     losses = eval_losses(out)
     assert [step for step, _ in losses] == [0, 30, 60, 60]
     start, end = losses[0][1], losses[-1][1]
@@ -90,8 +134,18 @@ class StopAt(TrainerCallback):
 
 
 def test_resume_from_checkpoint_continues_step_counter_and_loss_curve(stories_txt, tmp_path):
-    common = [SMOKE, "--train_file", stories_txt, *TINY, "--max_steps", "16", "--save_steps", "8",
-              "--eval_strategy", "no"]
+    common = [
+        SMOKE,
+        "--train_file",
+        stories_txt,
+        *TINY,
+        "--max_steps",
+        "16",
+        "--save_steps",
+        "8",
+        "--eval_strategy",
+        "no",
+    ]
     full = str(tmp_path / "full")
     main([*common, "--output_dir", full])
 
@@ -115,16 +169,52 @@ def base_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("base")
     path = write_v2(folder / "stories.txt", make_stories(120))
     out = str(folder / "model")
-    main([SMOKE, "--train_file", path, *TINY, "--max_steps", "10", "--save_strategy", "no",
-          "--eval_strategy", "no", "--output_dir", out])
+    main(
+        [
+            SMOKE,
+            "--train_file",
+            path,
+            *TINY,
+            "--max_steps",
+            "10",
+            "--save_strategy",
+            "no",
+            "--eval_strategy",
+            "no",
+            "--output_dir",
+            out,
+        ]
+    )
     return out, path
 
 
 def test_lora_trains_only_adapters_and_merges(base_model, tmp_path):
     base, data = base_model
-    lora = ["--model_name_or_path", base, "--train_file", data, "--block_size", "64", "--use_peft",
-            "--lora_r", "4", "--lora_target_modules", "q_proj", "v_proj", "c_fc", "--learning_rate", "1e-2",
-            "--max_steps", "8", "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none"]
+    lora = [
+        "--model_name_or_path",
+        base,
+        "--train_file",
+        data,
+        "--block_size",
+        "64",
+        "--use_peft",
+        "--lora_r",
+        "4",
+        "--lora_target_modules",
+        "q_proj",
+        "v_proj",
+        "c_fc",
+        "--learning_rate",
+        "1e-2",
+        "--max_steps",
+        "8",
+        "--save_strategy",
+        "no",
+        "--eval_strategy",
+        "no",
+        "--report_to",
+        "none",
+    ]
     adapters = main([*lora, "--output_dir", str(tmp_path / "adapters")])
     # r * (in + out) per adapted matrix: q, v (32x32) and c_fc (32->128) in each of 2 layers
     assert adapters["num_trainable_parameters"] == 2 * 4 * ((32 + 32) * 2 + (32 + 128))
@@ -153,12 +243,43 @@ def test_two_process_training_counts_both_ranks(stories_txt, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
-         "-m", "tinystories.train", SMOKE, "--train_file", stories_txt, *TINY, "--max_steps", "6",
-         "--per_device_train_batch_size", "4", "--save_strategy", "no", "--eval_strategy", "no",
-         "--output_dir", str(out), "--use_cpu"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        [
+            "accelerate",
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            "29517",
+            "-m",
+            "tinystories.train",
+            SMOKE,
+            "--train_file",
+            stories_txt,
+            *TINY,
+            "--max_steps",
+            "6",
+            "--per_device_train_batch_size",
+            "4",
+            "--save_strategy",
+            "no",
+            "--eval_strategy",
+            "no",
+            "--output_dir",
+            str(out),
+            "--use_cpu",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     results = read_results(out)
@@ -176,7 +297,9 @@ def test_cli_errors_are_one_clear_line(tmp_path):
     assert proc.returncode == 2
     assert "tinystories train: error: Unknown key in recipe: 'learning_rat'" in proc.stderr
     assert "Traceback" not in proc.stderr
-    recipe.write_text(f"model_preset: 1M\ntrain_file: {tmp_path / 'missing.txt'}\ntokenizer_vocab_size: 300\n"
-                      f"output_dir: {tmp_path / 'o'}\n")
+    recipe.write_text(
+        f"model_preset: 1M\ntrain_file: {tmp_path / 'missing.txt'}\ntokenizer_vocab_size: 300\n"
+        f"output_dir: {tmp_path / 'o'}\n"
+    )
     proc = subprocess.run(["tinystories", "train", str(recipe)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Data file not found" in proc.stderr

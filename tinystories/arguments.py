@@ -66,7 +66,9 @@ class ModelArguments:
         if self.model_name_or_path and self.model_preset:
             raise ValueError("Set either model_name_or_path (start from a checkpoint) or model_preset, not both.")
         if not self.model_name_or_path and not self.model_preset:
-            raise ValueError("Set model_name_or_path (a checkpoint) or model_preset (one of: " + ", ".join(PRESETS) + ").")
+            raise ValueError(
+                "Set model_name_or_path (a checkpoint) or model_preset (one of: " + ", ".join(PRESETS) + ")."
+            )
         if self.model_preset and self.model_preset not in PRESETS:
             raise ValueError(f"Unknown model_preset {self.model_preset!r}; choose one of: {', '.join(PRESETS)}")
         if isinstance(self.config_overrides, str):
@@ -76,7 +78,9 @@ class ModelArguments:
         if self.config_overrides and self.model_name_or_path:
             raise ValueError("config_overrides applies to model_preset only (a checkpoint keeps its shape).")
         if self.tokenizer_vocab_size is not None and self.tokenizer_vocab_size < 257:
-            raise ValueError(f"tokenizer_vocab_size must be at least 257 (256 bytes + EOS), got {self.tokenizer_vocab_size}")
+            raise ValueError(
+                f"tokenizer_vocab_size must be at least 257 (256 bytes + EOS), got {self.tokenizer_vocab_size}"
+            )
 
 
 @dataclass
@@ -115,7 +119,9 @@ class DataArguments:
         if self.block_size < 2:
             raise ValueError(f"block_size must be at least 2, got {self.block_size}")
         if not 0 < self.validation_split_percentage < 100:
-            raise ValueError(f"validation_split_percentage must be in (0, 100), got {self.validation_split_percentage}")
+            raise ValueError(
+                f"validation_split_percentage must be in (0, 100), got {self.validation_split_percentage}"
+            )
 
 
 @dataclass
@@ -321,4 +327,3 @@ def parse_train_args(argv: list[str] | None = None) -> TrainConfig:
 def train_config_from_dict(values: dict[str, Any]) -> TrainConfig:
     """A ``TrainConfig`` from a recipe-like mapping (what a YAML recipe holds)."""
     return TrainConfig(*RecipeParser().parse_dict(values))
-

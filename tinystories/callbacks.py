@@ -6,7 +6,6 @@ import logging
 import time
 
 import torch
-
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
@@ -58,7 +57,10 @@ class TimeBudgetProgressCallback(ProgressCallback):
         self.start = time.monotonic()
         if state.is_world_process_zero:
             self.training_bar = tqdm(
-                total=round(self.budget), unit="s", dynamic_ncols=True, desc="Training",
+                total=round(self.budget),
+                unit="s",
+                dynamic_ncols=True,
+                desc="Training",
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} s{postfix}",
             )
 

@@ -142,7 +142,9 @@ def load_named_dataset(
     try:
         return datasets.load_dataset(name, config_name, cache_dir=cache_dir, revision=revision)
     except (FileNotFoundError, ValueError) as e:
-        raise DataError(f"Could not load dataset {name!r}" + (f" (config {config_name!r})" if config_name else "") + f": {e}") from e
+        raise DataError(
+            f"Could not load dataset {name!r}" + (f" (config {config_name!r})" if config_name else "") + f": {e}"
+        ) from e
 
 
 def load_raw_datasets(
@@ -190,7 +192,10 @@ def load_raw_datasets(
     if max_eval_samples is not None:
         splits["validation"] = splits["validation"].select(range(min(max_eval_samples, len(splits["validation"]))))
     return DatasetDict(
-        {split: ds.select_columns([text_column]) if ds.column_names != [text_column] else ds for split, ds in splits.items()}
+        {
+            split: ds.select_columns([text_column]) if ds.column_names != [text_column] else ds
+            for split, ds in splits.items()
+        }
     )
 
 

@@ -75,11 +75,18 @@ def prepare_stories(output_dir: str, dataset: str | None, num_stories: int) -> t
     return bundled_stories_path(), None, "the example stories bundled with tinystories"
 
 
-def demo_recipe(train_file: str, validation_file: str | None, output_dir: str, max_minutes: float, small: bool) -> dict:
+def demo_recipe(
+    train_file: str, validation_file: str | None, output_dir: str, max_minutes: float, small: bool
+) -> dict:
     """The demo's training recipe: a tiny 4-layer GPT-Neo, time-limited, keeping the best checkpoint."""
     return {
         "model_preset": "1M",
-        "config_overrides": {"num_layers": 4, "max_position_embeddings": 256, "embed_dropout": 0.1, "resid_dropout": 0.1},
+        "config_overrides": {
+            "num_layers": 4,
+            "max_position_embeddings": 256,
+            "embed_dropout": 0.1,
+            "resid_dropout": 0.1,
+        },
         "tokenizer_vocab_size": 1024 if small else 4096,
         "train_file": train_file,
         **({"validation_file": validation_file} if validation_file else {"validation_split_percentage": 10}),

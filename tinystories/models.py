@@ -134,7 +134,9 @@ def _check_attention(config: GPTNeoConfig, attn_implementation: str) -> None:
         )
 
 
-def build_model(config: GPTNeoConfig, attn_implementation: str = "eager", seed: int | None = None) -> GPTNeoForCausalLM:
+def build_model(
+    config: GPTNeoConfig, attn_implementation: str = "eager", seed: int | None = None
+) -> GPTNeoForCausalLM:
     """A freshly initialised ``GPTNeoForCausalLM`` for ``config`` (set ``seed`` for reproducible weights)."""
     _check_attention(config, attn_implementation)
     config = copy.deepcopy(config)  # transformers mutates the config it is given

@@ -87,7 +87,9 @@ def _text_batches(dataset, column: str, batch_size: int = 1000):
         yield from dataset[start : start + batch_size][column]
 
 
-def get_tokenizer(model_args: ModelArguments, data_args: DataArguments, train_texts, training_args) -> PreTrainedTokenizerBase:
+def get_tokenizer(
+    model_args: ModelArguments, data_args: DataArguments, train_texts, training_args
+) -> PreTrainedTokenizerBase:
     """Load, prune (paper recipe) or train the tokenizer; a trained one is made once, on the main process.
 
     A tokenizer made here is saved to ``output_dir`` first, so the other processes (and a resumed run) load the
@@ -98,7 +100,9 @@ def get_tokenizer(model_args: ModelArguments, data_args: DataArguments, train_te
     if not made_here and source is None:
         raise ValueError("A preset model needs a tokenizer: set tokenizer_name_or_path or tokenizer_vocab_size")
     if not made_here:
-        return AutoTokenizer.from_pretrained(source, cache_dir=model_args.cache_dir, revision=model_args.model_revision)
+        return AutoTokenizer.from_pretrained(
+            source, cache_dir=model_args.cache_dir, revision=model_args.model_revision
+        )
 
     saved = os.path.join(training_args.output_dir, "tokenizer.json")
     with training_args.main_process_first(desc="tokenizer"):
@@ -213,8 +217,11 @@ def run(cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> dic
     model_args, data_args, peft_args, training_args = cfg.model, cfg.data, cfg.peft, cfg.training
     setup_logging(training_args)
     logger.info(
-        "Process rank %d of %d, device %s, bf16 %s", training_args.process_index, training_args.world_size,
-        training_args.device, training_args.bf16,
+        "Process rank %d of %d, device %s, bf16 %s",
+        training_args.process_index,
+        training_args.world_size,
+        training_args.device,
+        training_args.bf16,
     )
     checkpoint = resolve_checkpoint(training_args)
     set_seed(training_args.seed)
@@ -241,7 +248,11 @@ def run(cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> dic
         )
     logger.info(
         "%d train / %d validation stories -> %d / %d blocks of %d tokens",
-        len(raw["train"]), len(raw["validation"]), len(packed["train"]), len(packed["validation"]), data_args.block_size,
+        len(raw["train"]),
+        len(raw["validation"]),
+        len(packed["train"]),
+        len(packed["validation"]),
+        data_args.block_size,
     )
 
     model = get_model(model_args, tokenizer, data_args.block_size)
@@ -294,8 +305,11 @@ def run(cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> dic
 
     if training_args.should_save:
         story = sample_story(
-            trainer.accelerator.unwrap_model(model), tokenizer, training_args.sample_prompt,
-            training_args.sample_max_new_tokens, seed=training_args.seed,
+            trainer.accelerator.unwrap_model(model),
+            tokenizer,
+            training_args.sample_prompt,
+            training_args.sample_max_new_tokens,
+            seed=training_args.seed,
         )
         logger.info("Sample story:\n%s", story)
         metrics["sample_story"] = story
