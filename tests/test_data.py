@@ -141,3 +141,8 @@ def test_packing_too_few_tokens_is_a_clear_error(tmp_path, small_tokenizer):
     raw = load_raw_datasets(train_file=path, validation_file=path)
     with pytest.raises(DataError, match="fewer than block_size=512 tokens"):
         pack_dataset(raw, small_tokenizer, block_size=512)
+
+
+def test_urls_are_read_through_fsspec_like_hf_paths(stories_txt, stories):
+    # hf://datasets/<repo>/<file> takes this same path (fsspec, provided by huggingface_hub), streamed
+    assert load_data_file("file://" + stories_txt)["text"] == stories

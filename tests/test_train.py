@@ -1,5 +1,6 @@
 """Training end to end: tiny models, few steps, real Trainer runs."""
 
+import glob
 import json
 import math
 import os
@@ -113,8 +114,11 @@ def test_eval_loss_falls_well_below_its_start(v2_sample, tmp_path):
             "no",
             "--max_eval_samples",
             "40",
+            "--report_to",
+            "tensorboard",
         ]
     )
+    assert glob.glob(os.path.join(out, "**", "events.out.tfevents*"), recursive=True)  # tensorboard logging
     losses = eval_losses(out)
     assert [step for step, _ in losses] == [0, 30, 60, 60]
     start, end = losses[0][1], losses[-1][1]
@@ -155,6 +159,10 @@ def test_resume_from_checkpoint_continues_step_counter_and_loss_curve(stories_tx
     with pytest.raises(ValueError, match="already holds checkpoints"):
         main([*common, "--output_dir", interrupted])  # never silently restart over a run's checkpoints
 
+    # a run killed while writing its next checkpoint leaves a folder without trainer_state.json: it is skipped
+    partial = os.path.join(interrupted, "checkpoint-12")
+    os.makedirs(partial)
+    open(os.path.join(partial, "model.safetensors"), "wb").write(b"trunc")
     resumed = main([*common, "--output_dir", interrupted, "--resume_from_checkpoint", "true"])
     assert resumed["global_step"] == 16
     assert resumed["num_input_tokens_seen"] == 16 * 8 * 64  # the counter continues from the checkpoint's

@@ -91,10 +91,10 @@ def load_data_file(path: str, text_column: str = "text", cache_dir: str | None =
     """One file as a ``Dataset`` with (at least) the column ``text_column``; a clear error if it is unusable."""
     ext = _extension(path)
     _check_file(path)
-    if ext in TEXT_EXTENSIONS and next(iter_stories(path), None) is None:
-        raise DataError(f"No stories found in {path} (expected stories separated by {EOS_TOKEN})")
     try:
         if ext in TEXT_EXTENSIONS:
+            if next(iter_stories(path), None) is None:
+                raise DataError(f"No stories found in {path} (expected stories separated by {EOS_TOKEN})")
             dataset = Dataset.from_generator(
                 _stories_generator,
                 gen_kwargs={"paths": [path], "text_column": text_column, "fingerprints": [_file_fingerprint(path)]},

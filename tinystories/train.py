@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from typing import Any
 
@@ -28,8 +29,9 @@ from transformers import (
     default_data_collator,
     set_seed,
 )
+from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_callback import ProgressCallback
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .arguments import DataArguments, ModelArguments, PeftArguments, TrainConfig, parse_train_args
 from .callbacks import TimeBudgetProgressCallback, TimeLimitCallback
@@ -56,6 +58,27 @@ def setup_logging(training_args) -> None:
         transformers.utils.logging.set_verbosity(log_level)
 
 
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest ``checkpoint-N`` folder of ``output_dir`` that was completely written.
+
+    The Trainer writes ``trainer_state.json`` last, so a run killed while saving leaves a folder without it:
+    such a folder is skipped (with a warning) instead of failing the resume, and the previous checkpoint is used.
+    """
+    if not output_dir or not os.path.isdir(output_dir):
+        return None
+    steps = []
+    for name in os.listdir(output_dir):
+        match = re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)", name)
+        if match and os.path.isdir(os.path.join(output_dir, name)):
+            steps.append(int(match.group(1)))
+    for step in sorted(steps, reverse=True):
+        path = os.path.join(output_dir, f"{PREFIX_CHECKPOINT_DIR}-{step}")
+        if os.path.isfile(os.path.join(path, TRAINER_STATE_NAME)):
+            return path
+        logger.warning("Skipping %s: it was not completely written (no %s)", path, TRAINER_STATE_NAME)
+    return None
+
+
 def resolve_checkpoint(training_args) -> str | None:
     """The checkpoint to resume from: ``resume_from_checkpoint`` as a path, or ``true`` for the latest one.
 
@@ -63,7 +86,7 @@ def resolve_checkpoint(training_args) -> str | None:
     """
     resume = training_args.resume_from_checkpoint
     output_dir = training_args.output_dir
-    last = get_last_checkpoint(output_dir) if output_dir and os.path.isdir(output_dir) else None
+    last = last_complete_checkpoint(output_dir)
     if resume is None:
         if last is not None:
             raise ValueError(
