@@ -77,6 +77,11 @@ class ModelArguments:
             raise ValueError(f"config_overrides must be a mapping, got {self.config_overrides!r}")
         if self.config_overrides and self.model_name_or_path:
             raise ValueError("config_overrides applies to model_preset only (a checkpoint keeps its shape).")
+        if self.tokenizer_vocab_size is not None and self.model_name_or_path and not self.tokenizer_name_or_path:
+            raise ValueError(
+                "tokenizer_vocab_size trains a new tokenizer, which a checkpoint's embeddings would not match; "
+                "drop it to fine-tune with the checkpoint's own tokenizer"
+            )
         if self.tokenizer_vocab_size is not None and self.tokenizer_vocab_size < 257:
             raise ValueError(
                 f"tokenizer_vocab_size must be at least 257 (256 bytes + EOS), got {self.tokenizer_vocab_size}"

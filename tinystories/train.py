@@ -33,7 +33,7 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from .arguments import DataArguments, ModelArguments, PeftArguments, TrainConfig, parse_train_args
+from .arguments import DataArguments, ModelArguments, PeftArguments, RecipeError, TrainConfig, parse_train_args
 from .callbacks import TimeBudgetProgressCallback, TimeLimitCallback
 from .data import load_raw_datasets, pack_dataset
 from .models import build_model, count_parameters, load_model, tinystories_config
@@ -89,19 +89,19 @@ def resolve_checkpoint(training_args) -> str | None:
     last = last_complete_checkpoint(output_dir)
     if resume is None:
         if last is not None:
-            raise ValueError(
+            raise RecipeError(
                 f"{output_dir} already holds checkpoints (latest: {last}). Resume with "
                 "--resume_from_checkpoint true, or choose another output_dir."
             )
         return None
     if str(resume).lower() in ("true", "yes", "1", "last", "latest"):
         if last is None:
-            raise ValueError(f"--resume_from_checkpoint true: no checkpoint-* folder in {output_dir}")
+            raise RecipeError(f"--resume_from_checkpoint true: no checkpoint-* folder in {output_dir}")
         return last
     if str(resume).lower() in ("false", "no", "0"):
         return None
     if not os.path.isdir(resume):
-        raise ValueError(f"--resume_from_checkpoint: {resume} is not a folder")
+        raise RecipeError(f"--resume_from_checkpoint: {resume} is not a folder")
     return resume
 
 
@@ -121,7 +121,7 @@ def get_tokenizer(
     made_here = model_args.tokenizer_vocab_size is not None
     source = model_args.tokenizer_name_or_path or model_args.model_name_or_path
     if not made_here and source is None:
-        raise ValueError("A preset model needs a tokenizer: set tokenizer_name_or_path or tokenizer_vocab_size")
+        raise RecipeError("A preset model needs a tokenizer: set tokenizer_name_or_path or tokenizer_vocab_size")
     if not made_here:
         return AutoTokenizer.from_pretrained(
             source, cache_dir=model_args.cache_dir, revision=model_args.model_revision
@@ -156,7 +156,7 @@ def get_model(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, bl
         }
         config = tinystories_config(model_args.model_preset, **overrides)
         if config.vocab_size < len(tokenizer):
-            raise ValueError(f"vocab_size {config.vocab_size} is smaller than the tokenizer's {len(tokenizer)} tokens")
+            raise RecipeError(f"vocab_size {config.vocab_size} is smaller than the tokenizer's {len(tokenizer)} tokens")
         model = build_model(config, attn_implementation=model_args.attn_implementation)
     else:
         model = load_model(
@@ -169,7 +169,7 @@ def get_model(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, bl
         if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
             model.resize_token_embeddings(len(tokenizer))
     if block_size > model.config.max_position_embeddings:
-        raise ValueError(
+        raise RecipeError(
             f"block_size {block_size} exceeds the model's max_position_embeddings {model.config.max_position_embeddings}"
         )
     return model
