@@ -156,7 +156,9 @@ def get_model(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, bl
         }
         config = tinystories_config(model_args.model_preset, **overrides)
         if config.vocab_size < len(tokenizer):
-            raise RecipeError(f"vocab_size {config.vocab_size} is smaller than the tokenizer's {len(tokenizer)} tokens")
+            raise RecipeError(
+                f"vocab_size {config.vocab_size} is smaller than the tokenizer's {len(tokenizer)} tokens"
+            )
         model = build_model(config, attn_implementation=model_args.attn_implementation)
     else:
         model = load_model(
