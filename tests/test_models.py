@@ -75,7 +75,8 @@ def test_build_model_is_seeded_and_refuses_window_breaking_attention():
     config = tinystories_config("1M", num_layers=2, vocab_size=300, max_position_embeddings=64)
     a, b = build_model(config, seed=0), build_model(config, seed=0)
     assert torch.equal(a.transformer.wte.weight, b.transformer.wte.weight)
-    assert a.config._attn_implementation == "eager"
+    assert a.config._attn_implementation == "sdpa"  # this package's exact SDPA attention is the default
+    assert build_model(config, attn_implementation="eager").config._attn_implementation == "eager"
     with pytest.raises(ValueError, match="local attention window"):
         build_model(config, attn_implementation="flash_attention_2")
 

@@ -311,3 +311,28 @@ def test_cli_errors_are_one_clear_line(tmp_path):
     )
     proc = subprocess.run(["tinystories", "train", str(recipe)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Data file not found" in proc.stderr
+
+
+def test_bf16_autocast_training_on_cpu_stays_close_to_fp32(stories_txt, tmp_path):
+    common = [
+        SMOKE,
+        "--train_file",
+        stories_txt,
+        *TINY,
+        "--max_steps",
+        "12",
+        "--save_strategy",
+        "no",
+        "--eval_strategy",
+        "no",
+        "--attn_implementation",
+        "sdpa",
+    ]
+    fp32 = main([*common, "--output_dir", str(tmp_path / "fp32")])
+    bf16 = main([*common, "--bf16", "--output_dir", str(tmp_path / "bf16")])
+    assert fp32["train_loss"] > 0 and bf16["train_loss"] > 0
+    curve_fp32, curve_bf16 = train_losses(tmp_path / "fp32"), train_losses(tmp_path / "bf16")
+    assert curve_fp32.keys() == curve_bf16.keys() == set(range(1, 13))
+    for step in curve_fp32:
+        assert abs(curve_bf16[step] - curve_fp32[step]) < 0.02 * curve_fp32[step], (step, curve_fp32, curve_bf16)
+    assert abs(bf16["eval_loss"] - fp32["eval_loss"]) < 0.02 * fp32["eval_loss"]

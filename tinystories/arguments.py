@@ -54,8 +54,11 @@ class ModelArguments:
         },
     )
     attn_implementation: str = field(
-        default="eager",
-        metadata={"help": "Attention implementation of GPT-Neo ('eager' keeps the local window exactly)."},
+        default="sdpa",
+        metadata={
+            "help": "GPT-Neo attention: 'sdpa' (this package's exact scaled-dot-product attention, fastest) or "
+            "'eager' (transformers' own). Both keep the local window and save the same checkpoint."
+        },
     )
     cache_dir: str | None = field(
         default=None, metadata={"help": "Where to cache models and datasets downloaded from the Hub."}

@@ -13,7 +13,10 @@ import logging
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, GPTNeoConfig, GPTNeoForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, GPTNeoConfig, GPTNeoForCausalLM, PreTrainedModel
+
+from .attention import SDPA
+from .kernels import use_fast_kernels
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +63,11 @@ RELEASED_PARAMETER_COUNTS: dict[str, int] = {
 GRID_HIDDEN_SIZES: tuple[int, ...] = (64, 128, 256, 512, 768, 1024)
 GRID_NUM_LAYERS: tuple[int, ...] = (1, 2, 4, 8, 12)
 
-# Attention implementations that keep GPT-Neo's local window. transformers' flash_attention_2 path ignores
-# `window_size`, silently turning local layers into global ones, so it is refused for configs with local layers.
-_WINDOW_SAFE_ATTENTION = ("eager",)
+# Attention implementations that keep GPT-Neo's local window: transformers' eager one, and this package's exact
+# SDPA one (tinystories.attention), the default for training and generation. transformers' flash_attention_2 path
+# ignores `window_size`, silently turning local layers into global ones, so it is refused for such configs.
+DEFAULT_ATTENTION = SDPA
+_WINDOW_SAFE_ATTENTION = ("eager", SDPA)
 
 
 def alternating_attention_types(num_layers: int) -> list:
@@ -102,6 +107,10 @@ def tinystories_config(name: str, **overrides: Any) -> GPTNeoConfig:
     if "num_layers" in overrides and "attention_types" not in overrides:
         overrides = {**overrides, "attention_types": alternating_attention_types(int(overrides["num_layers"]))}
     kwargs.update(overrides)
+    for special in ("bos_token_id", "eos_token_id"):
+        # GPT-Neo's EOS id (50256) does not exist in a smaller vocabulary: leave it to the tokenizer
+        if special not in overrides and kwargs[special] is not None and kwargs[special] >= kwargs["vocab_size"]:
+            kwargs[special] = None
     return GPTNeoConfig(**kwargs)
 
 
@@ -135,30 +144,44 @@ def _check_attention(config: GPTNeoConfig, attn_implementation: str) -> None:
 
 
 def build_model(
-    config: GPTNeoConfig, attn_implementation: str = "eager", seed: int | None = None
+    config: GPTNeoConfig, attn_implementation: str = DEFAULT_ATTENTION, seed: int | None = None
 ) -> GPTNeoForCausalLM:
-    """A freshly initialised ``GPTNeoForCausalLM`` for ``config`` (set ``seed`` for reproducible weights)."""
+    """A freshly initialised ``GPTNeoForCausalLM`` for ``config`` (set ``seed`` for reproducible weights).
+
+    ``attn_implementation="sdpa"`` (the default) is this package's fast path (``tinystories.kernels``: exact SDPA
+    attention, fused GELU), ``"eager"`` transformers' own code; both compute the same model and save the same
+    stock checkpoint.
+    """
     _check_attention(config, attn_implementation)
     config = copy.deepcopy(config)  # transformers mutates the config it is given
-    config._attn_implementation = attn_implementation
+    config._attn_implementation = "eager" if attn_implementation == SDPA else attn_implementation
     if seed is not None:
         torch.manual_seed(seed)
-    return GPTNeoForCausalLM(config)
+    model = GPTNeoForCausalLM(config)
+    return use_fast_kernels(model) if attn_implementation == SDPA else model
 
 
 def load_model(
     name_or_path: str,
-    attn_implementation: str = "eager",
+    attn_implementation: str = DEFAULT_ATTENTION,
     dtype: torch.dtype | str | None = None,
     device: str | torch.device | None = None,
     **kwargs: Any,
-) -> GPTNeoForCausalLM:
-    """A trained model from a local folder or a Hub id, in eval mode, ready to ``generate``."""
-    config = GPTNeoConfig.from_pretrained(name_or_path, **{k: v for k, v in kwargs.items() if k == "revision"})
-    _check_attention(config, attn_implementation)
-    model = AutoModelForCausalLM.from_pretrained(
-        name_or_path, attn_implementation=attn_implementation, dtype=dtype, **kwargs
-    )
+) -> PreTrainedModel:
+    """A trained model from a local folder or a Hub id, in eval mode, ready to ``generate``.
+
+    GPT-Neo checkpoints get ``attn_implementation`` as in ``build_model``; any other causal LM is handed to
+    transformers as is.
+    """
+    hub_kwargs = {k: v for k, v in kwargs.items() if k in ("revision", "cache_dir", "token")}
+    config = AutoConfig.from_pretrained(name_or_path, **hub_kwargs)
+    is_gpt_neo = config.model_type == "gpt_neo"
+    if is_gpt_neo:
+        _check_attention(config, attn_implementation)
+    load_with = "eager" if is_gpt_neo and attn_implementation == SDPA else attn_implementation
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, attn_implementation=load_with, dtype=dtype, **kwargs)
+    if load_with != attn_implementation:
+        use_fast_kernels(model)
     if device is not None:
         model.to(device)
     return model.eval()
@@ -170,6 +193,7 @@ def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> in
 
 
 __all__ = [
+    "DEFAULT_ATTENTION",
     "PRESETS",
     "RELEASED_PARAMETER_COUNTS",
     "alternating_attention_types",

@@ -1,0 +1,86 @@
+"""Exact scaled-dot-product attention for GPT-Neo.
+
+transformers offers GPT-Neo with ``eager`` attention only (its ``flash_attention_2`` path drops the local window).
+``GPTNeoSdpaSelfAttention`` computes the very same function with ``torch.nn.functional.scaled_dot_product_attention``:
+
+- no ``1/sqrt(head_dim)`` scaling (GPT-Neo never had it): ``scale=1.0``;
+- global layers are causal, local layers causal within the last ``window_size`` keys (query ``i`` sees keys
+  ``i - window_size < j <= i``), with padding masks and the KV cache of ``generate``;
+- softmax in fp32 semantics: in fp32 the inputs are fp32; under bf16 autocast the kernels accumulate in fp32.
+
+It has exactly the parameters and buffers of the eager module, so checkpoints stay stock GPT-Neo. The cheapest
+kernel that is exact for a call is used: ``is_causal=True`` without any mask for a global layer (and for a local
+layer whose keys all fit in the window) when there is no padding, no mask at all for one-token decoding steps that
+see at most ``window_size`` keys, an explicit boolean mask otherwise. One case keeps eager's code: left-padded
+batches that need gradients (packed training has no padding), whose fully masked rows eager differentiates in its
+own way.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from transformers.models.gpt_neo.modeling_gpt_neo import GPTNeoSelfAttention
+
+SDPA = "sdpa"
+
+
+class GPTNeoSdpaSelfAttention(GPTNeoSelfAttention):
+    """``GPTNeoSelfAttention`` computed with ``F.scaled_dot_product_attention`` (same weights, same outputs)."""
+
+    def _attn(self, query, key, value, attention_mask=None):
+        # query: (batch, heads, q_len, head_dim); key, value: (batch, heads, k_len, head_dim)
+        q_len, k_len = query.size(-2), key.size(-2)
+        window = self.config.window_size if self.attention_type == "local" else None
+        sees_all_keys = window is None or k_len <= window  # the window cuts nothing off
+        padding = attention_mask  # from transformers' sdpa mask: None, or bool (batch, 1, q_len, k_len), True = attend
+
+        dropout = self.attn_dropout.p if self.training else 0.0
+        if padding is None and sees_all_keys and (q_len == k_len or q_len == 1):
+            # plain causal prefix (q_len == k_len), or a decoding step that attends to every cached key
+            out = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout, is_causal=q_len > 1, scale=1.0)
+            return out, None
+
+        # GPT-Neo's own causal / sliding-window pattern, offset for cached keys
+        pattern = self.bias[:, :, k_len - q_len : k_len, :k_len]
+        if padding is None:
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=pattern, dropout_p=dropout, scale=1.0)
+            return out, None
+        mask = pattern & padding.to(torch.bool)
+        dead = ~mask.any(dim=-1, keepdim=True)  # queries that may attend to nothing: left padding
+        if not dead.any():
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout, scale=1.0)
+            return out, None
+        # Eager adds the dtype's minimum twice to a fully masked row: every key of its causal/window pattern gets
+        # the same score, so it averages their values uniformly (and -inf elsewhere). The output of such a padding
+        # query still reaches the loss when the next label is a real token, and eager's backward differentiates
+        # through those saturated scores: with gradients, take eager's own code for this (rare) case so training
+        # stays exact; without (generation), reproduce the uniform average and avoid SDPA's NaN rows.
+        if torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad):
+            additive = torch.zeros(padding.shape, dtype=torch.float32, device=query.device)
+            additive = additive.masked_fill(~padding.to(torch.bool), torch.finfo(torch.float32).min)
+            return super()._attn(query, key, value, additive)
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask | dead, dropout_p=dropout, scale=1.0)
+        uniform = pattern.to(value.dtype)
+        uniform = uniform / uniform.sum(dim=-1, keepdim=True)
+        return torch.where(dead, torch.matmul(uniform, value), out), None
+
+
+def use_sdpa_attention(model: torch.nn.Module) -> torch.nn.Module:
+    """Switch every GPT-Neo attention module of ``model`` (in place) to ``GPTNeoSdpaSelfAttention``.
+
+    Only the module classes change: parameters, buffers and state-dict keys stay as they are. The model's config
+    asks transformers for SDPA-style masks (``None`` where no mask is needed, else boolean); it is not saved, so
+    ``save_pretrained`` still writes a stock GPT-Neo checkpoint.
+    """
+    found = False
+    for module in model.modules():
+        if type(module) is GPTNeoSelfAttention or isinstance(module, GPTNeoSdpaSelfAttention):
+            module.__class__ = GPTNeoSdpaSelfAttention
+            found = True
+    if not found:
+        raise ValueError("use_sdpa_attention: the model has no GPT-Neo eager attention modules to switch")
+    config = getattr(model, "config", None)
+    if config is not None:
+        config._attn_implementation = SDPA
+    return model
