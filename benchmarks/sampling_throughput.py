@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--prompt_len", type=int, default=64)
     parser.add_argument("--new_tokens", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with bf16 units).")
     args = parser.parse_args()
 
@@ -68,10 +68,13 @@ def main() -> None:
         f"(left-padded) + {args.new_tokens} sampled, KV cache, {'bf16 autocast' if args.bf16 else 'fp32'}, "
         f"{torch.get_num_threads()} threads"
     )
+    for model in models.values():  # untimed warm-up: first-call costs (allocations, kernel selection)
+        sampled_tokens_per_second(model, ids, mask, 16, args.bf16)
     samples: dict[str, list[float]] = {name: [] for name in models}
     for round_index in range(args.rounds):
-        for name, model in models.items():
-            samples[name].append(sampled_tokens_per_second(model, ids, mask, args.new_tokens, args.bf16))
+        order = list(models) if round_index % 2 == 0 else list(reversed(models))  # no fixed slot
+        for name in order:
+            samples[name].append(sampled_tokens_per_second(models[name], ids, mask, args.new_tokens, args.bf16))
         print(f"  round {round_index + 1}: " + ", ".join(f"{n} {v[-1]:.0f}" for n, v in samples.items()))
     stock, ours = (statistics.median(v) for v in samples.values())
     print(f"\n{'path':<26}{'tokens/s':>10}{'ratio':>8}")

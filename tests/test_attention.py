@@ -134,3 +134,15 @@ def test_fast_path_uses_the_fused_gelu_with_the_same_values():
     assert type(eager.transformer.h[0].mlp.act) is NewGELUActivation
     x = torch.linspace(-8, 8, 10_001)
     torch.testing.assert_close(FusedGELUTanh()(x), NewGELUActivation()(x), atol=1e-6, rtol=1e-6)
+
+
+def test_output_attentions_still_returns_eager_weights():
+    eager, sdpa = pair("2Layers-33M")
+    ids, mask, _ = batch(300, padded=True)
+    with torch.no_grad():
+        weights_e = eager(ids, attention_mask=mask, output_attentions=True).attentions
+        weights_s = sdpa(ids, attention_mask=mask, output_attentions=True).attentions
+    assert len(weights_s) == 2 and all(w is not None for w in weights_s)
+    valid = mask.bool()[:, None, :, None]  # weights of real query positions
+    for w_s, w_e in zip(weights_s, weights_e):
+        torch.testing.assert_close(w_s * valid, w_e * valid, atol=1e-5, rtol=1e-4)

@@ -193,7 +193,8 @@ class TrainConfig:
 
 
 class RecipeError(ValueError):
-    """A recipe or command line names an unknown key or a value of the wrong type."""
+    """A recipe or command line that cannot run: an unknown key, a bad value, or a setting that conflicts with the
+    run (e.g. a fresh run over another run's checkpoints)."""
 
 
 def _field_names(classes: tuple[type, ...]) -> set[str]:
@@ -278,7 +279,7 @@ class RecipeParser:
         return value
 
     def _coerce(self, key: str, value: Any) -> Any:
-        """A recipe value of a numeric or boolean field written as a string (YAML reads 5e-4 as text)."""
+        """A recipe value of a numeric field written as a string (YAML reads 5e-4 as text)."""
         action = self._actions.get(key)
         if isinstance(value, str) and action is not None and action.type in (int, float):
             try:

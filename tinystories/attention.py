@@ -13,7 +13,7 @@ kernel that is exact for a call is used: ``is_causal=True`` without any mask for
 layer whose keys all fit in the window) when there is no padding, no mask at all for one-token decoding steps that
 see at most ``window_size`` keys, an explicit boolean mask otherwise. One case keeps eager's code: left-padded
 batches that need gradients (packed training has no padding), whose fully masked rows eager differentiates in its
-own way.
+own way, and calls that ask for the attention weights (``output_attentions``), which SDPA does not return.
 """
 
 from __future__ import annotations
@@ -28,8 +28,31 @@ SDPA = "sdpa"
 class GPTNeoSdpaSelfAttention(GPTNeoSelfAttention):
     """``GPTNeoSelfAttention`` computed with ``F.scaled_dot_product_attention`` (same weights, same outputs)."""
 
+    def forward(
+        self, hidden_states, attention_mask=None, layer_past=None, use_cache=False, output_attentions=False, **kwargs
+    ):
+        self._return_weights = output_attentions  # SDPA kernels do not return the attention weights
+        return super().forward(
+            hidden_states,
+            attention_mask=attention_mask,
+            layer_past=layer_past,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            **kwargs,
+        )
+
+    def _eager_attn(self, query, key, value, padding):
+        """Eager's own computation, given the SDPA-style boolean padding mask (or None)."""
+        additive = None
+        if padding is not None:
+            additive = torch.zeros(padding.shape, dtype=torch.float32, device=query.device)
+            additive = additive.masked_fill(~padding.to(torch.bool), torch.finfo(torch.float32).min)
+        return super()._attn(query, key, value, additive)
+
     def _attn(self, query, key, value, attention_mask=None):
         # query: (batch, heads, q_len, head_dim); key, value: (batch, heads, k_len, head_dim)
+        if getattr(self, "_return_weights", False):
+            return self._eager_attn(query, key, value, attention_mask)
         q_len, k_len = query.size(-2), key.size(-2)
         window = self.config.window_size if self.attention_type == "local" else None
         sees_all_keys = window is None or k_len <= window  # the window cuts nothing off
@@ -57,9 +80,7 @@ class GPTNeoSdpaSelfAttention(GPTNeoSelfAttention):
         # through those saturated scores: with gradients, take eager's own code for this (rare) case so training
         # stays exact; without (generation), reproduce the uniform average and avoid SDPA's NaN rows.
         if torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad):
-            additive = torch.zeros(padding.shape, dtype=torch.float32, device=query.device)
-            additive = additive.masked_fill(~padding.to(torch.bool), torch.finfo(torch.float32).min)
-            return super()._attn(query, key, value, additive)
+            return self._eager_attn(query, key, value, padding)
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask | dead, dropout_p=dropout, scale=1.0)
         uniform = pattern.to(value.dtype)
         uniform = uniform / uniform.sum(dim=-1, keepdim=True)

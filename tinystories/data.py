@@ -141,7 +141,7 @@ def load_named_dataset(
         raise DataError(f"Dataset folder is empty: {name}")
     try:
         return datasets.load_dataset(name, config_name, cache_dir=cache_dir, revision=revision)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, ConnectionError) as e:
         raise DataError(
             f"Could not load dataset {name!r}" + (f" (config {config_name!r})" if config_name else "") + f": {e}"
         ) from e

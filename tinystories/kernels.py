@@ -1,13 +1,15 @@
-"""This package's fast path for GPT-Neo: exact SDPA attention and a fused tanh-GELU, same weights, same outputs.
+"""This package's fast path for GPT-Neo: exact SDPA attention, a fused tanh-GELU and a KV cache that grows without
+copying; same weights, same outputs.
 
 ``use_fast_kernels(model)`` is what ``attn_implementation="sdpa"`` means in ``build_model``/``load_model``:
 
 - every attention module computes with ``scaled_dot_product_attention`` (``tinystories.attention``);
 - GPT-Neo's ``gelu_new``, which transformers evaluates as a Python formula of seven element-wise operations (each
   a pass over the MLP activations, forward and backward), runs as PyTorch's fused ``gelu(approximate="tanh")``:
-  the same function (0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))), one kernel.
+  the same function (0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))), one kernel;
+- ``generate`` starts from a ``GrowingCache`` (``tinystories.cache``) instead of a concatenating DynamicCache.
 
-Neither has parameters or buffers, so the state dict and the saved checkpoint are unchanged.
+None has parameters or buffers, so the state dict and the saved checkpoint are unchanged.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 from transformers.activations import NewGELUActivation
 
 from .attention import use_sdpa_attention
+from .cache import use_growing_cache
 
 
 class FusedGELUTanh(torch.nn.GELU):
@@ -35,6 +38,7 @@ def use_fused_gelu(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def use_fast_kernels(model: torch.nn.Module) -> torch.nn.Module:
-    """Switch a GPT-Neo model (in place) to SDPA attention and the fused GELU; returns it."""
+    """Switch a GPT-Neo model (in place) to SDPA attention, the fused GELU and the growing KV cache; returns it."""
     use_sdpa_attention(model)
+    use_growing_cache(model)
     return use_fused_gelu(model)

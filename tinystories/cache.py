@@ -1,0 +1,85 @@
+"""A KV cache for fast sampling: transformers' DynamicCache without its quadratic copying.
+
+``DynamicCache`` appends each new token's keys and values with ``torch.cat``, copying the whole cache of every
+layer at every decoding step: for 32 stories of a few hundred tokens from the 8M model, that copying was about two
+thirds of ``generate``'s time on a CPU (torch.profiler). ``GrowingCache`` writes into buffers whose capacity doubles
+when full and hands the attention views of the filled part: the same keys and values, amortised O(1) copying.
+The attention code sees exactly what it saw before (keys of positions ``0..n-1``), so GPT-Neo's causal and local
+masks apply unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+
+import torch
+from transformers.cache_utils import DynamicCache, DynamicLayer
+
+_MIN_CAPACITY = 64
+
+
+class GrowingLayer(DynamicLayer):
+    """A ``DynamicLayer`` that appends into pre-allocated, doubling buffers instead of concatenating."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._key_buffer: torch.Tensor | None = None
+        self._value_buffer: torch.Tensor | None = None
+
+    def _buffers_hold_cache(self) -> bool:
+        """Whether ``self.keys`` is still the filled prefix of our buffer (crop/reorder replace it otherwise)."""
+        buffer = self._key_buffer
+        return (
+            buffer is not None
+            and self.keys.numel() > 0
+            and self.keys.data_ptr() == buffer.data_ptr()
+            and self.keys.shape[:2] == buffer.shape[:2]
+            and self.values.data_ptr() == self._value_buffer.data_ptr()
+        )
+
+    def _allocate(self, like: torch.Tensor, capacity: int, keep: int) -> None:
+        shape = (*like.shape[:2], capacity, like.shape[-1])
+        keys = torch.empty(shape, dtype=like.dtype, device=like.device)
+        values = torch.empty(shape, dtype=like.dtype, device=like.device)
+        if keep:
+            keys[:, :, :keep] = self.keys[:, :, :keep]
+            values[:, :, :keep] = self.values[:, :, :keep]
+        self._key_buffer, self._value_buffer = keys, values
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        length = self.keys.shape[-2] if self.keys.numel() else 0
+        needed = length + key_states.shape[-2]
+        if not self._buffers_hold_cache() or needed > self._key_buffer.shape[-2]:
+            self._allocate(key_states, max(_MIN_CAPACITY, 2 * needed), keep=length)
+        self._key_buffer[:, :, length:needed] = key_states
+        self._value_buffer[:, :, length:needed] = value_states
+        self.keys = self._key_buffer[:, :, :needed]
+        self.values = self._value_buffer[:, :, :needed]
+        return self.keys, self.values
+
+    def reset(self) -> None:
+        self._key_buffer = self._value_buffer = None
+        super().reset()
+
+
+class GrowingCache(DynamicCache):
+    """``DynamicCache`` made of ``GrowingLayer``s (created lazily, one per attention layer)."""
+
+    def __init__(self):
+        super(DynamicCache, self).__init__(layer_class_to_replicate=GrowingLayer)
+
+
+def _generate_with_growing_cache(model, *args, generate, **kwargs):
+    if kwargs.get("past_key_values") is None and kwargs.get("use_cache", True):
+        kwargs["past_key_values"] = GrowingCache()
+    return generate(*args, **kwargs)
+
+
+def use_growing_cache(model: torch.nn.Module) -> torch.nn.Module:
+    """Make ``model.generate`` (this instance only) start from a ``GrowingCache`` unless given another cache."""
+    generate = type(model).generate.__get__(model)
+    model.generate = types.MethodType(functools.partial(_generate_with_growing_cache, generate=generate), model)
+    return model
