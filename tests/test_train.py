@@ -4,6 +4,7 @@ import glob
 import json
 import math
 import os
+import socket
 import subprocess
 import sys
 
@@ -246,6 +247,12 @@ def test_lora_trains_only_adapters_and_merges(base_model, tmp_path):
     assert not torch.allclose(merged_logits, base_logits, atol=1e-3)  # and the adapters did change the model
 
 
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.mark.distributed
 def test_two_process_training_counts_both_ranks(stories_txt, tmp_path):
     out = tmp_path / "ddp"
@@ -264,7 +271,7 @@ def test_two_process_training_counts_both_ranks(stories_txt, tmp_path):
             "--dynamo_backend",
             "no",
             "--main_process_port",
-            "29517",
+            str(free_port()),
             "-m",
             "tinystories.train",
             SMOKE,
