@@ -64,3 +64,15 @@ def test_generate_keeps_an_explicit_cache(model):
     with torch.no_grad():
         model.generate(ids, attention_mask=mask, past_key_values=cache, max_new_tokens=3, pad_token_id=0)
     assert cache.get_seq_length() == 42 and not isinstance(cache, GrowingCache)
+
+
+def test_copies_of_the_model_generate_with_their_own_weights(model):
+    import copy
+
+    twin = copy.deepcopy(model)
+    assert twin.generate.__self__ is twin  # not the original's bound method
+    with torch.no_grad():
+        twin.lm_head.weight.zero_()  # tied: every logit 0, greedy picks token 0
+        ids, mask = prompts()
+        out = twin.generate(ids, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=0)
+    assert (out[:, -4:] == 0).all()

@@ -10,7 +10,6 @@ masks apply unchanged.
 
 from __future__ import annotations
 
-import functools
 import types
 
 import torch
@@ -72,14 +71,17 @@ class GrowingCache(DynamicCache):
         super(DynamicCache, self).__init__(layer_class_to_replicate=GrowingLayer)
 
 
-def _generate_with_growing_cache(model, *args, generate, **kwargs):
+def generate(self, *args, **kwargs):
+    """``generate`` of the model's class, starting from a ``GrowingCache`` unless a cache is given."""
     if kwargs.get("past_key_values") is None and kwargs.get("use_cache", True):
         kwargs["past_key_values"] = GrowingCache()
-    return generate(*args, **kwargs)
+    return type(self).generate(self, *args, **kwargs)
 
 
 def use_growing_cache(model: torch.nn.Module) -> torch.nn.Module:
-    """Make ``model.generate`` (this instance only) start from a ``GrowingCache`` unless given another cache."""
-    generate = type(model).generate.__get__(model)
-    model.generate = types.MethodType(functools.partial(_generate_with_growing_cache, generate=generate), model)
+    """Make ``model.generate`` (this instance only) start from a ``GrowingCache`` unless given another cache.
+
+    The method is bound to the instance, so ``copy.deepcopy`` and pickling carry it to the copy.
+    """
+    model.generate = types.MethodType(generate, model)
     return model
