@@ -10,6 +10,7 @@ USAGE = """usage: tinystories COMMAND [ARGS]
 commands:
   train RECIPE.yaml [--key value ...]   pre-train or fine-tune a GPT-Neo model with the HF Trainer
                                         (distributed: accelerate launch -m tinystories.train RECIPE.yaml ...)
+  generate RECIPE.yaml [--key value ...] generate a TinyStories(-Instruct) dataset through an OpenAI-compatible API
   demo [--output_dir DIR] [--max_minutes M]
                                         the main job end to end at toy scale: stories -> tokenizer -> model
 
@@ -23,13 +24,19 @@ def _train(argv: list[str]) -> None:
     main(argv)
 
 
+def _generate(argv: list[str]) -> None:
+    from .generate import main
+
+    main(argv)
+
+
 def _demo(argv: list[str]) -> None:
     from .demo import main
 
     main(argv)
 
 
-COMMANDS: dict[str, Callable[[list[str]], None]] = {"train": _train, "demo": _demo}
+COMMANDS: dict[str, Callable[[list[str]], None]] = {"train": _train, "generate": _generate, "demo": _demo}
 
 
 def run_with_clean_errors(command: str, fn: Callable[[list[str]], None], argv: list[str]) -> None:
