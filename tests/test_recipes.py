@@ -10,7 +10,8 @@ from tinystories.models import PRESETS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_RECIPES = sorted(glob.glob(os.path.join(REPO, "recipes", "*", "*.yaml")))
-TRAIN_RECIPES = [p for p in TRAIN_RECIPES if "accelerate_configs" not in p]
+GENERATION_RECIPES = [p for p in TRAIN_RECIPES if os.sep + "generation" + os.sep in p]
+TRAIN_RECIPES = [p for p in TRAIN_RECIPES if "accelerate_configs" not in p and p not in GENERATION_RECIPES]
 ACCELERATE_CONFIGS = sorted(glob.glob(os.path.join(REPO, "recipes", "accelerate_configs", "*.yaml")))
 
 
@@ -134,3 +135,12 @@ def test_help_lists_every_key_with_default(capsys):
     out = capsys.readouterr().out
     for key in ("--model_preset", "--tokenizer_vocab_size", "--block_size", "--lora_r", "--max_train_minutes"):
         assert key in out
+
+
+@pytest.mark.parametrize("path", GENERATION_RECIPES, ids=lambda p: os.path.relpath(p, REPO))
+def test_generation_recipe_parses_with_unknown_keys_rejected(path):
+    from tinystories.generate import GenerateArguments
+
+    (args,) = RecipeParser(classes=(GenerateArguments,)).parse([path])
+    assert args.model and args.num_stories > 0 and args.output_dir
+    assert GENERATION_RECIPES  # the folder exists and holds recipes
