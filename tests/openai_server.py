@@ -30,6 +30,7 @@ import hashlib
 import json
 import random
 import re
+import select
 import socket
 import socketserver
 import sys
@@ -302,6 +303,8 @@ class _Handler(BaseHTTPRequestHandler):
         fault = record["fault"]
         if owner.latency > 0:
             owner._stop.wait(owner.latency)
+        while not owner._replies_allowed.wait(0.05) and not owner._stop.is_set():
+            pass  # pause_replies(): requests wait here, in flight, until resume_replies() or stop()
         if fault == "429":
             retry_after = owner.retry_after
             payload = error_body("Rate limit reached (fake server).", "requests", "rate_limit_exceeded")
@@ -321,7 +324,24 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._reply(record, 200, payload, truncate=fault == "truncated")
 
+    def _client_gone(self) -> bool:
+        """Whether the client closed its end (e.g. its process was killed) while the request was in flight.
+
+        HTTP/1.1 clients send nothing more on a connection while they wait for a reply, so a readable socket that
+        peeks end-of-file means nobody will read the reply: it must not count as delivered (or as paid twice).
+        """
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
     def _reply(self, record: dict, status: int, payload: dict, headers: dict | None = None, truncate=False) -> None:
+        if self._client_gone():
+            self._land()
+            self.owner._finish(record, status, delivered=False)
+            self.close_connection = True
+            return
         # The outcome is recorded before the reply is sent: a client that has read its reply must find it counted.
         self.owner._finish(record, status)
         try:
@@ -385,6 +405,8 @@ class FakeOpenAIServer:
 
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._replies_allowed = threading.Event()
+        self._replies_allowed.set()
         self._connections: set[socket.socket] = set()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -424,6 +446,14 @@ class FakeOpenAIServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    def pause_replies(self) -> None:
+        """Hold every completion reply (requests stay in flight) until :meth:`resume_replies`: lets a test
+        freeze the traffic, e.g. to kill a client at a moment when no reply is half-processed."""
+        self._replies_allowed.clear()
+
+    def resume_replies(self) -> None:
+        self._replies_allowed.set()
 
     def __enter__(self) -> FakeOpenAIServer:
         return self.start()
