@@ -20,14 +20,13 @@ SCRIPT = textwrap.dedent(
 
     base_url, cache_dir, out = sys.argv[1:4]
     requests = [[{"role": "user", "content": f'Story {i}: the verb "run", the noun "dog" and the adjective "big".'}]
-                for i in range(%d)]
+                for i in range(int(sys.argv[4]))]
     engine = LLMEngine(EngineConfig(model="fake-gpt", base_url=base_url, cache_dir=cache_dir, max_concurrency=8,
                                     backoff_base=0.01, progress=False))
     results = engine.run(requests, temperature=1.0, max_tokens=200)
     json.dump({"ok": sum(r.ok for r in results), "sent": engine.stats.sent, "cached": engine.stats.cached,
                "texts": [r.text for r in results]}, open(out, "w"))
     """
-    % N
 )
 
 
@@ -47,7 +46,7 @@ def test_sigkill_half_way_then_restart_pays_nothing_twice(tmp_path):
     cache_dir, out = tmp_path / "cache", tmp_path / "out.json"
     env = {**os.environ, "OPENAI_API_KEY": "sk-test"}
     with FakeOpenAIServer(latency=0.1, faults={"500": 0.05}, seed=1) as server:
-        args = [sys.executable, str(script), server.base_url, str(cache_dir), str(out)]
+        args = [sys.executable, str(script), server.base_url, str(cache_dir), str(out), str(N)]
         proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
         while cached_rows(cache_dir / "requests.sqlite") < N // 2:
