@@ -59,8 +59,9 @@ def engine_rate(base_url: str, requests, concurrency: int, cache_dir: str) -> fl
     from tinystories.engine import EngineConfig, LLMEngine
 
     engine = LLMEngine(
-        EngineConfig(model="fake-gpt", base_url=base_url, max_concurrency=concurrency, cache_dir=cache_dir,
-                     progress=False)
+        EngineConfig(
+            model="fake-gpt", base_url=base_url, max_concurrency=concurrency, cache_dir=cache_dir, progress=False
+        )
     )
     start = time.perf_counter()
     results = engine.run(requests, max_tokens=200)
@@ -82,7 +83,9 @@ def main() -> None:
         base_url = server.stdout.readline().strip()
         os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
         print(f"server {base_url}, latency {args.latency * 1000:.0f} ms, {os.cpu_count()} cores (client and server)")
-        print(f"\n{'concurrency':>11}{'ideal':>9}{'bare loop':>11}{'engine':>9}{'engine/ideal':>14}{'engine/bare':>13}")
+        print(
+            f"\n{'concurrency':>11}{'ideal':>9}{'bare loop':>11}{'engine':>9}{'engine/ideal':>14}{'engine/bare':>13}"
+        )
         for concurrency in args.concurrency:
             ideal = concurrency / args.latency
             n = max(concurrency, int(ideal * args.seconds))
@@ -90,7 +93,9 @@ def main() -> None:
             bare = asyncio.run(bare_loop(base_url, requests_for(n, f"bare-{concurrency}"), concurrency))
             with tempfile.TemporaryDirectory() as cache_dir:
                 engine = engine_rate(base_url, requests_for(n, f"engine-{concurrency}"), concurrency, cache_dir)
-            print(f"{concurrency:>11}{ideal:>9.1f}{bare:>11.1f}{engine:>9.1f}{engine / ideal:>14.0%}{engine / bare:>13.0%}")
+            print(
+                f"{concurrency:>11}{ideal:>9.1f}{bare:>11.1f}{engine:>9.1f}{engine / ideal:>14.0%}{engine / bare:>13.0%}"
+            )
     finally:
         server.kill()
         server.wait()

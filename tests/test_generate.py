@@ -97,3 +97,31 @@ def test_training_accepts_a_generated_folder(tmp_path):
 def test_batch_api_flag_is_refused_clearly(tmp_path):
     with pytest.raises(ValueError, match="use_batch_api is not available yet"):
         generate(["--use_batch_api", "--output_dir", str(tmp_path)])
+
+
+def test_generator_based_builder_in_both_configs(tmp_path):
+    from tinystories.builder import TinyStoriesGenerator
+
+    with FakeOpenAIServer() as server:
+        generation = {
+            "model": "fake-gpt",
+            "base_url": server.base_url,
+            "num_stories": 20,
+            "validation_fraction": 0.1,
+            "output_dir": str(tmp_path / "gen"),
+            "min_words": 10,
+            "max_out_of_vocabulary": 0.6,
+            "dedup_threshold": 0.97,
+        }
+        loaded = {}
+        for config in ("default", "instruct"):
+            builder = TinyStoriesGenerator(config_name=config, generation=generation, cache_dir=str(tmp_path / "hf"))
+            builder.download_and_prepare()
+            loaded[config] = builder.as_dataset()
+        stories_sent = server.num_requests
+    assert stories_sent == 20 + 20  # instruct adds the summaries; its stories came from the request cache
+    default, instruct = loaded["default"], loaded["instruct"]
+    assert len(default["train"]) + len(default["validation"]) == 20
+    assert default["train"][0]["text"] == default["train"][0]["story"]
+    assert set(default["train"][0]["instruction"]) == {"prompt:", "words", "features"}
+    assert "Story: \n" in instruct["train"][0]["text"] and instruct["train"][0]["summary"]

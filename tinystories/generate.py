@@ -170,16 +170,13 @@ def write_dataset(args: GenerateArguments, splits: dict[str, list[dict]], stats:
     import datasets
 
     counts = []
-    rng = random.Random(args.seed)
     configs = CONFIGS if args.instruct else ("default",)
     for config in configs:
         os.makedirs(os.path.join(args.output_dir, config), exist_ok=True)
         for split, records in splits.items():
             if not records:
                 continue
-            rows = [dict(r, text=r["story"]) for r in records]
-            if config == "instruct":
-                rows = [dict(r, text=instruct_example(r, rng, ood=args.ood)) for r in records]
+            rows = example_rows(records, config, seed=args.seed + (split == "validation"), ood=args.ood)
             datasets.Dataset.from_list(rows).to_parquet(os.path.join(args.output_dir, config, f"{split}.parquet"))
             counts.append({"config": config, "split": split, "rows": len(rows)})
     write_card(args, counts, stats, report)
@@ -255,8 +252,8 @@ def write_card(args: GenerateArguments, counts: list[dict], stats: dict, report:
     card.save(os.path.join(args.output_dir, "README.md"))
 
 
-def run(args: GenerateArguments) -> dict:
-    """Generate, filter, split and write the dataset; returns a summary (also in ``output_dir/generation.json``)."""
+def build_splits(args: GenerateArguments) -> tuple[dict[str, list[dict]], dict, dict]:
+    """Generate, filter and split: ``({"train": records, "validation": records}, engine stats, filter report)``."""
     records, stats = generate_records(args)
     kept, report = filter_stories(
         records,
@@ -265,14 +262,22 @@ def run(args: GenerateArguments) -> dict:
     )
     if not kept:
         raise RuntimeError(f"No story survived generation and filtering ({report.as_dict()}); nothing written")
-    splits = split_records(kept, args.validation_fraction, args.seed)
-    counts = write_dataset(args, splits, stats, report.as_dict())
-    summary = {
-        "arguments": {k: v for k, v in asdict(args).items()},
-        "counts": counts,
-        "engine": stats,
-        "filters": report.as_dict(),
-    }
+    return split_records(kept, args.validation_fraction, args.seed), stats, report.as_dict()
+
+
+def example_rows(records: list[dict], config: str, seed: int, ood: bool = False) -> list[dict]:
+    """Rows of a config: the released schema plus ``text`` (the story, or the Instruct example)."""
+    if config == "instruct":
+        rng = random.Random(seed)
+        return [dict(r, text=instruct_example(r, rng, ood=ood)) for r in records]
+    return [dict(r, text=r["story"]) for r in records]
+
+
+def run(args: GenerateArguments) -> dict:
+    """Generate, filter, split and write the dataset; returns a summary (also in ``output_dir/generation.json``)."""
+    splits, stats, report = build_splits(args)
+    counts = write_dataset(args, splits, stats, report)
+    summary = {"arguments": asdict(args), "counts": counts, "engine": stats, "filters": report}
     with open(os.path.join(args.output_dir, "generation.json"), "w") as f:
         json.dump(summary, f, indent=2)
     print(f"Wrote {args.output_dir}: " + ", ".join(f"{c['config']}/{c['split']} {c['rows']}" for c in counts))
