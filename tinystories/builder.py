@@ -72,8 +72,7 @@ class TinyStoriesGenerator(datasets.GeneratorBasedBuilder):
         return generators
 
     def _generate_examples(self, rows):
-        for index, row in enumerate(rows):
-            yield index, row
+        yield from enumerate(rows)  # (key, example)
 
 
 __all__ = ["FEATURES", "TinyStoriesConfig", "TinyStoriesGenerator"]
