@@ -225,13 +225,14 @@ def write_card(args: GenerateArguments, counts: list[dict], stats: dict, report:
         f"{json.dumps(report['top_openers'])}.",
     ]
     template = card_template("dataset_card.md")
-    example = PromptSampler(load_vocabulary(args.vocabulary_file), seed=args.seed, template=args.template).prompt(0)
+    vocabulary = load_vocabulary(args.vocabulary_file)
+    example = PromptSampler(vocabulary, seed=args.seed, template=args.template).prompt(0)
     card = DatasetCard.from_template(
         card_data,
         template_path=template,
         pretty_name="TinyStories-style synthetic stories",
         teacher=args.model,
-        vocabulary_size=len(load_vocabulary(args.vocabulary_file)),
+        vocabulary_size=len(vocabulary),
         counts=counts,
         instruct=args.instruct,
         ood=args.ood,
