@@ -26,6 +26,8 @@ the two completion endpoints. Kinds:
 from __future__ import annotations
 
 import contextlib
+import email.parser
+import email.policy
 import hashlib
 import json
 import random
@@ -266,6 +268,25 @@ class _Handler(BaseHTTPRequestHandler):
             path = self.path.split("?", 1)[0].rstrip("/")
             name = self.owner.model_name
             model = {"id": name, "object": "model", "created": 0, "owned_by": "fake-openai-server"}
+            if path.startswith("/v1/batches/"):
+                batch = self.owner._batches.get(path.rsplit("/", 1)[1])
+                if batch is None:
+                    self._not_found()
+                else:
+                    self._send_json(200, dict(batch))
+                return
+            if path.startswith("/v1/files/") and path.endswith("/content"):
+                content = self.owner._files.get(path.split("/")[3])
+                if content is None:
+                    self._not_found()
+                    return
+                self._land()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+                return
             if path == "/v1/models":
                 self._send_json(200, {"object": "list", "data": [model]})
             elif path == f"/v1/models/{name}":
@@ -279,6 +300,12 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._authorized():
                 return
             path = self.path.split("?", 1)[0].rstrip("/")
+            if path == "/v1/files":
+                self._send_json(200, self.owner._upload(self.headers.get("Content-Type", ""), raw))
+                return
+            if path == "/v1/batches":
+                self._send_json(200, self.owner._create_batch(json.loads(raw)))
+                return
             endpoints = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}
             if path not in endpoints:
                 self._not_found()
@@ -385,7 +412,16 @@ class FakeOpenAIServer:
         retry_after: float = 0.05,
         timeout_sleep: float = 2.0,
         require_api_key: str | None = None,
+        batch_delay: float = 0.0,
+        batch_expire_after: int | None = None,
+        batch_fail_ids: tuple[str, ...] = (),
     ) -> None:
+        self.batch_delay = batch_delay  # seconds before a batch is processed
+        self.batch_expire_after = batch_expire_after  # process only this many lines, then expire the batch
+        self.batch_fail_ids = set(batch_fail_ids)  # custom_ids answered with an error line
+        self._files: dict[str, bytes] = {}
+        self._batches: dict[str, dict] = {}
+        self.batch_inputs: list[list[str]] = []  # the JSONL lines of every batch created
         self.faults = dict(faults or {})
         self.fail_first = dict(fail_first or {})
         for kind in [*self.faults, *self.fail_first]:
@@ -446,6 +482,106 @@ class FakeOpenAIServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    # --- OpenAI Batch API (files + batches), processed at once in a thread --------------------------------
+    def _upload(self, content_type: str, raw: bytes) -> dict:
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+        )
+        content = b""
+        for part in message.iter_parts():
+            if part.get_param("name", header="content-disposition") == "file":
+                content = part.get_payload(decode=True)
+        with self._lock:
+            file_id = f"file-fake{len(self._files):04d}"
+            self._files[file_id] = content
+        return {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(content),
+            "created_at": 0,
+            "filename": "batch.jsonl",
+            "purpose": "batch",
+            "status": "processed",
+        }
+
+    def _create_batch(self, body: dict) -> dict:
+        with self._lock:
+            batch_id = f"batch_fake{len(self._batches):04d}"
+            lines = self._files[body["input_file_id"]].decode().splitlines()
+            batch = {
+                "id": batch_id,
+                "object": "batch",
+                "endpoint": body["endpoint"],
+                "input_file_id": body["input_file_id"],
+                "completion_window": body.get("completion_window", "24h"),
+                "status": "in_progress",
+                "created_at": int(time.time()),
+                "output_file_id": None,
+                "error_file_id": None,
+                "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
+            }
+            self._batches[batch_id] = batch
+            self.batch_inputs.append(lines)
+        threading.Thread(target=self._process_batch, args=(batch, lines), daemon=True).start()
+        return dict(batch)
+
+    def _process_batch(self, batch: dict, lines: list[str]) -> None:
+        time.sleep(self.batch_delay)
+        outputs, errors = [], []
+        for position, line in enumerate(lines):
+            item = json.loads(line)
+            if self.batch_expire_after is not None and position >= self.batch_expire_after:
+                break  # the 24 h window ran out: the rest is never processed
+            with self._lock:
+                index = len(self._records)
+                self._records.append(
+                    {
+                        "index": index,
+                        "request": item["body"],
+                        "key": canonical_json(item["body"]),
+                        "fault": None,
+                        "status": 200,
+                        "delivered": True,
+                        "completed": True,
+                        "success": True,
+                        "batch": batch["id"],
+                    }
+                )
+            if item["custom_id"] in self.batch_fail_ids:
+                errors.append(
+                    {
+                        "id": f"batch_req_{position}",
+                        "custom_id": item["custom_id"],
+                        "response": {
+                            "status_code": 400,
+                            "body": error_body("bad request (fake)", "invalid_request_error", None),
+                        },
+                        "error": None,
+                    }
+                )
+                continue
+            body = self._build_reply("chat", item["body"], index, None)
+            outputs.append(
+                {
+                    "id": f"batch_req_{position}",
+                    "custom_id": item["custom_id"],
+                    "response": {"status_code": 200, "request_id": f"req_{position}", "body": body},
+                    "error": None,
+                }
+            )
+        with self._lock:
+            for name, rows in (("output_file_id", outputs), ("error_file_id", errors)):
+                if rows:
+                    file_id = f"file-fake{len(self._files):04d}"
+                    self._files[file_id] = "".join(json.dumps(r) + "\n" for r in rows).encode()
+                    batch[name] = file_id
+            batch["request_counts"] = {"total": len(lines), "completed": len(outputs), "failed": len(errors)}
+            batch["status"] = (
+                "expired"
+                if self.batch_expire_after is not None and len(lines) > self.batch_expire_after
+                else "completed"
+            )
 
     def pause_replies(self) -> None:
         """Hold every completion reply (requests stay in flight) until :meth:`resume_replies`: lets a test

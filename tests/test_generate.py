@@ -4,7 +4,6 @@ import json
 import os
 
 import datasets
-import pytest
 from openai_server import FakeOpenAIServer
 
 from tinystories.generate import main as generate
@@ -92,11 +91,6 @@ def test_training_accepts_a_generated_folder(tmp_path):
         ]
     )
     assert results["global_step"] == 3 and results["train_stories"] > 0
-
-
-def test_batch_api_flag_is_refused_clearly(tmp_path):
-    with pytest.raises(ValueError, match="use_batch_api is not available yet"):
-        generate(["--use_batch_api", "--output_dir", str(tmp_path)])
 
 
 def test_generator_based_builder_in_both_configs(tmp_path):

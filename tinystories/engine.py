@@ -249,7 +249,7 @@ class LLMEngine:
             self._in_flight[url] -= 1
         return response.model_dump(exclude_none=True)
 
-    def _check(self, response: dict[str, Any], index: int) -> tuple[str, str]:
+    def _check(self, response: dict[str, Any], index: int, validate: bool = True) -> tuple[str, str]:
         choices = response.get("choices") or []
         if not choices:
             raise _Retryable("malformed reply: no choices")
@@ -260,7 +260,7 @@ class LLMEngine:
             raise _Retryable("finish_reason=length (reply cut at max_tokens)")
         if not text.strip():
             raise _Retryable("empty reply")
-        if self.validate is not None:
+        if validate and self.validate is not None:
             problem = self.validate(text, index)
             if problem:
                 raise _Retryable(f"invalid reply: {problem}")

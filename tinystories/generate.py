@@ -53,7 +53,10 @@ class GenerateArguments:
     max_tokens: int = field(default=800, metadata={"help": "Longest story (tokens); a cut story is rejected."})
     instruct: bool = field(default=False, metadata={"help": "Also write the TinyStories-Instruct config."})
     ood: bool = field(default=False, metadata={"help": "Instruct: never combine Summary and Words."})
-    use_batch_api: bool = field(default=False, metadata={"help": "Use the OpenAI Batch API (not available yet)."})
+    use_batch_api: bool = field(
+        default=False, metadata={"help": "Use the OpenAI Batch API (half price, within 24 h); a re-run resumes."}
+    )
+    batch_poll_interval: float = field(default=30.0, metadata={"help": "Seconds between Batch API status checks."})
     template: str = field(default="gpt4", metadata={"help": f"Prompt wording: one of {', '.join(TEMPLATES)}."})
     feature_probability: float = field(default=0.3, metadata={"help": "Chance of each story feature."})
     vocabulary_file: str | None = field(default=None, metadata={"help": "Word list (default: the bundled one)."})
@@ -71,8 +74,6 @@ class GenerateArguments:
     )
 
     def __post_init__(self) -> None:
-        if self.use_batch_api:
-            raise ValueError("use_batch_api is not available yet in this version; run without it")
         if self.num_stories < 1:
             raise ValueError(f"num_stories must be at least 1, got {self.num_stories}")
         if not 0 <= self.validation_fraction < 1:
@@ -98,6 +99,15 @@ def _engine(args: GenerateArguments, validate=None) -> LLMEngine:
     return LLMEngine(config, validate=validate)
 
 
+def _run(engine: LLMEngine, args: GenerateArguments, requests, **params):
+    """Live requests, or the Batch API when ``use_batch_api`` (same cache, validation and accounting)."""
+    if args.use_batch_api:
+        from .batch import BatchRunner
+
+        return BatchRunner(engine, poll_interval=args.batch_poll_interval).run(requests, **params)
+    return engine.run(requests, **params)
+
+
 def generate_records(args: GenerateArguments) -> tuple[list[dict], dict]:
     """Stories (and summaries) in the released schema, plus the engine statistics."""
     vocabulary = load_vocabulary(args.vocabulary_file)
@@ -114,7 +124,7 @@ def generate_records(args: GenerateArguments) -> tuple[list[dict], dict]:
     requests = [[{"role": "user", "content": p.prompt}] for p in prompts]
     estimate = engine.estimate_cost(requests, args.max_tokens)
     print(f"Requesting {len(requests)} stories from {args.model}: at most ~${estimate:.4f} (estimate before cache)")
-    results = engine.run(requests, temperature=args.temperature, max_tokens=args.max_tokens)
+    results = _run(engine, args, requests, temperature=args.temperature, max_tokens=args.max_tokens)
     records = [
         {
             "story": result.text.strip(),
@@ -129,8 +139,12 @@ def generate_records(args: GenerateArguments) -> tuple[list[dict], dict]:
     stats = {"stories": _stats(engine)}
     if args.instruct and records:
         summarizer = _engine(args)
-        summaries = summarizer.run(
-            [summary_messages(r["story"]) for r in records], temperature=args.temperature, max_tokens=120
+        summaries = _run(
+            summarizer,
+            args,
+            [summary_messages(r["story"]) for r in records],
+            temperature=args.temperature,
+            max_tokens=120,
         )
         for record, summary in zip(records, summaries):
             record["summary"] = summary.text.strip() if summary.ok else ""
@@ -202,6 +216,17 @@ def write_card(args: GenerateArguments, counts: list[dict], stats: dict, report:
         configs.append(
             {"config_name": config, "data_files": files, **({"default": True} if config == "default" else {})}
         )
+    # per-config split sizes, as on the Hub: datasets verifies them, and they keep its cache of one folder from
+    # serving another folder of the same name and layout (its cache key hashes this metadata, not the paths)
+    dataset_info = []
+    for config in [c["config_name"] for c in configs]:
+        splits = []
+        for c in counts:
+            if c["config"] == config:
+                size = os.path.getsize(os.path.join(args.output_dir, config, f"{c['split']}.parquet"))
+                splits.append({"name": c["split"], "num_bytes": size, "num_examples": c["rows"]})
+        total = sum(split["num_bytes"] for split in splits)
+        dataset_info.append({"config_name": config, "splits": splits, "download_size": total, "dataset_size": total})
     total_rows = sum(c["rows"] for c in counts if c["config"] == "default")
     card_data = DatasetCardData(
         language="en",
@@ -210,6 +235,7 @@ def write_card(args: GenerateArguments, counts: list[dict], stats: dict, report:
         size_categories="n<1K" if total_rows < 1000 else "1K<n<10K" if total_rows < 10_000 else "10K<n<100K",
         pretty_name="TinyStories-style synthetic stories",
         configs=configs,
+        dataset_info=dataset_info,
         tags=["tinystories", "synthetic"],
     )
     story_stats = stats.get("stories", {})
