@@ -36,14 +36,16 @@ def engine(server_or_urls, tmp_path, **overrides):
 
 def test_200_requests_with_10_percent_faults_all_arrive(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    faults = {"429": 0.03, "500": 0.03, "truncated": 0.02, "length": 0.01, "empty": 0.01}
-    with FakeOpenAIServer(faults=faults, seed=3, latency=0.01) as server:
-        eng = engine(server, tmp_path)
+    faults = {"429": 0.02, "500": 0.02, "timeout": 0.02, "truncated": 0.02, "length": 0.01, "empty": 0.01}
+    with FakeOpenAIServer(faults=faults, seed=3, latency=0.01, timeout_sleep=1.0) as server:
+        eng = engine(server, tmp_path, request_timeout=0.5)
         results = eng.run(story_requests(200), temperature=1.0, max_tokens=300)
         injected = sum(server.faults_injected.values())
+        kinds = set(server.faults_injected)
         repeats = server.repeated_identical_requests()
     assert all(r.ok for r in results), [r.error for r in results if not r.ok]
     assert 10 <= injected <= 40  # about 10% of ~220 requests
+    assert kinds == set(faults)  # every kind of fault happened (the seeded schedule is deterministic)
     assert eng.stats.retries == injected  # every fault was retried once it was seen
     assert eng.stats.succeeded == 200 and eng.stats.failed == 0
     assert repeats == 0
