@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .engine import SAMPLING_KEYS, LLMEngine, Result, _Retryable, request_key
+from .engine import SAMPLING_KEYS, LLMEngine, Result, RetryableFailure, request_key
 
 logger = logging.getLogger(__name__)
 
@@ -148,8 +148,10 @@ class BatchRunner:
                     continue
                 body = response["body"]
                 try:
-                    self.engine._check(body, -1, validate=False)  # the caller's validation needs the index: in run()
-                except _Retryable as e:
+                    self.engine.check_reply(
+                        body, -1, validate=False
+                    )  # the caller's validation needs the index: in run()
+                except RetryableFailure as e:
                     logger.warning("Batch reply %s rejected: %s", item["custom_id"][:12], e.reason)
                     continue
                 usage = body.get("usage") or {}
@@ -175,8 +177,8 @@ class BatchRunner:
                 results.append(Result(key, False, error="batch: no valid result (expired, failed or rejected)"))
                 continue
             try:
-                text, finish = self.engine._check(hit, index)
-            except _Retryable as e:
+                text, finish = self.engine.check_reply(hit, index)
+            except RetryableFailure as e:
                 results.append(Result(key, False, cached=True, error=f"invalid reply: {e.reason}", response=hit))
                 continue
             self.engine.stats.succeeded += 1

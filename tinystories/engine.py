@@ -146,15 +146,17 @@ class RequestCache:
         self.db.close()
 
 
-class _Retryable(Exception):
+class RetryableFailure(Exception):
+    """A failed attempt worth retrying (429, 5xx, timeout, truncated/cut/empty/invalid reply), with its reason."""
+
     def __init__(self, reason: str, retry_after: float | None = None):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
 
 
-class _Permanent(Exception):
-    pass
+class PermanentFailure(Exception):
+    """A failed attempt that retrying cannot fix (4xx other than 408/409/429)."""
 
 
 def _retry_after(error: Exception) -> float | None:
@@ -234,36 +236,37 @@ class LLMEngine:
                 model=self.config.model, messages=list(messages), **params
             )
         except openai.RateLimitError as e:
-            raise _Retryable("HTTP 429", _retry_after(e)) from e
+            raise RetryableFailure("HTTP 429", _retry_after(e)) from e
         except openai.APITimeoutError as e:
-            raise _Retryable("timeout") from e
+            raise RetryableFailure("timeout") from e
         except openai.APIConnectionError as e:
-            raise _Retryable(f"connection: {e.__cause__ or e}") from e
+            raise RetryableFailure(f"connection: {e.__cause__ or e}") from e
         except openai.APIStatusError as e:
             if e.status_code >= 500 or e.status_code in (408, 409):
-                raise _Retryable(f"HTTP {e.status_code}", _retry_after(e)) from e
-            raise _Permanent(f"HTTP {e.status_code}: {e.message}") from e
+                raise RetryableFailure(f"HTTP {e.status_code}", _retry_after(e)) from e
+            raise PermanentFailure(f"HTTP {e.status_code}: {e.message}") from e
         except (json.JSONDecodeError, openai.APIResponseValidationError, ValueError) as e:
-            raise _Retryable(f"malformed reply: {type(e).__name__}") from e
+            raise RetryableFailure(f"malformed reply: {type(e).__name__}") from e
         finally:
             self._in_flight[url] -= 1
         return response.model_dump(exclude_none=True)
 
-    def _check(self, response: dict[str, Any], index: int, validate: bool = True) -> tuple[str, str]:
+    def check_reply(self, response: dict[str, Any], index: int, validate: bool = True) -> tuple[str, str]:
+        """``(text, finish_reason)`` of a usable reply to request ``index``; raises ``RetryableFailure`` otherwise."""
         choices = response.get("choices") or []
         if not choices:
-            raise _Retryable("malformed reply: no choices")
+            raise RetryableFailure("malformed reply: no choices")
         choice = choices[0]
         text = (choice.get("message") or {}).get("content") or ""
         finish = choice.get("finish_reason")
         if finish == "length":
-            raise _Retryable("finish_reason=length (reply cut at max_tokens)")
+            raise RetryableFailure("finish_reason=length (reply cut at max_tokens)")
         if not text.strip():
-            raise _Retryable("empty reply")
+            raise RetryableFailure("empty reply")
         if validate and self.validate is not None:
             problem = self.validate(text, index)
             if problem:
-                raise _Retryable(f"invalid reply: {problem}")
+                raise RetryableFailure(f"invalid reply: {problem}")
         return text, finish
 
     async def _one(self, index: int, messages, params, semaphore, progress) -> Result:
@@ -271,8 +274,8 @@ class LLMEngine:
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             progress.update(1)
             try:
-                text, finish = self._check(hit, index)
-            except _Retryable as e:  # a stricter validator than when it was paid for: report, never re-buy
+                text, finish = self.check_reply(hit, index)
+            except RetryableFailure as e:  # a stricter validator than when it was paid for: report, never re-buy
                 self.stats.failed += 1
                 self.stats.failures["cached reply rejected"] += 1
                 return Result(key, False, cached=True, error=f"cached reply rejected: {e.reason}", response=hit)
@@ -293,11 +296,11 @@ class LLMEngine:
                     self.stats.prompt_tokens += usage.get("prompt_tokens", 0)
                     self.stats.completion_tokens += usage.get("completion_tokens", 0)
                     self.stats.cost_usd += self.cost_of(usage)  # paid, whatever the reply is worth
-                    text, finish = self._check(response, index)
-                except _Permanent as e:
+                    text, finish = self.check_reply(response, index)
+                except PermanentFailure as e:
                     last_error = str(e)
                     break
-                except _Retryable as e:
+                except RetryableFailure as e:
                     last_error = e.reason
                     if attempts > self.config.max_retries:
                         break
