@@ -66,7 +66,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["tinystories", "tinystories.*"]),
-    package_data={"tinystories": ["data/*.txt", "data/*.json"]},
+    package_data={"tinystories": ["data/*.txt", "data/*.json", "data/eval/*", "metrics/gpt_eval/*"]},
     python_requires=">=3.10",
     install_requires=install_requires,
     extras_require=extras,
