@@ -126,3 +126,24 @@ def test_bootstrap_interval_covers_the_mean_and_shrinks_with_data():
     large = bootstrap_ci([5, 7, 9, 6] * 25)
     assert small[0] < 6.75 < small[1] and large[0] < 6.75 < large[1]
     assert large[1] - large[0] < small[1] - small[0]
+
+
+def test_structured_output_sends_a_schema_and_reads_json(tmp_path):
+    def json_judge(request):
+        if len(request["messages"]) == 1:
+            assert "response_format" not in request  # the free assessment stays free text
+            return "Fine."
+        schema = request["response_format"]["json_schema"]["schema"]
+        assert schema["required"] == ["grammar", "creativity", "consistency", "age_group"]
+        return '{"grammar": 7, "creativity": 6, "consistency": 8, "age_group": "C"}'
+
+    metric = evaluate.load(tinystories.metrics.GPT_EVAL, judge_cache_dir=str(tmp_path), structured_output=True)
+    with FakeOpenAIServer(responder=json_judge) as server:
+        scores = metric.compute(
+            predictions=["c0 park."],
+            references=["Lily went to the"],
+            base_url=server.base_url,
+            judge_model="fake-judge",
+            progress=False,
+        )
+    assert (scores["grammar"], scores["consistency"], scores["age_group"]["C"]) == (7.0, 8.0, 1.0)

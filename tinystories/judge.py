@@ -142,6 +142,20 @@ class JudgeSettings:
     budget_usd: float | None = None
     progress: bool = True
     prices: dict = field(default_factory=dict)
+    structured_output: bool = False  # ask for the grades as JSON with a schema (servers that support response_format)
+
+
+def grades_schema(axes: tuple[str, ...]) -> dict[str, Any]:
+    """``response_format`` asking for the grades as a JSON object (OpenAI structured outputs, vLLM guided JSON)."""
+    properties = {axis: {"type": "integer", "minimum": 1, "maximum": 10} for axis in axes}
+    properties["age_group"] = {"type": "string", "enum": list(AGE_GROUPS)}
+    schema = {
+        "type": "object",
+        "properties": properties,
+        "required": [*axes, "age_group"],
+        "additionalProperties": False,
+    }
+    return {"type": "json_schema", "json_schema": {"name": "grades", "strict": True, "schema": schema}}
 
 
 def grade(
@@ -186,10 +200,11 @@ def grade(
             pending.append(i)
         else:
             records[i]["error"] = result.error
+    grade_params = {**params, "response_format": grades_schema(axes)} if settings.structured_output else params
     for _ask in range(settings.max_reasks + 1):  # the first grade request, then the re-asks
         if not pending:
             break
-        replies = engine.run([dialogues[i] for i in pending], **params)
+        replies = engine.run([dialogues[i] for i in pending], **grade_params)
         still = []
         for i, reply in zip(pending, replies):
             records[i]["asks"] += 1

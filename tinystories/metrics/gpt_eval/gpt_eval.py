@@ -31,6 +31,7 @@ Args:
         judge settings; given to `evaluate.load(...)` or to `compute(...)` (compute wins; at load time the request
         cache folder is `judge_cache_dir`, as `cache_dir` is evaluate's own). The API key is read from the
         environment only (OPENAI_API_KEY).
+    structured_output (`bool`): ask for the grades as JSON with a schema (`response_format`), where supported.
     return_samples (`bool`): also return the per-sample records (assessment, reply, grades, error).
 Returns:
     grammar, creativity, consistency (and plot for `instruct`): means over graded samples (1-10);
@@ -55,6 +56,7 @@ _SETTINGS = (
     "request_timeout",
     "progress",
     "prices",
+    "structured_output",
 )
 
 
