@@ -23,7 +23,7 @@ from .engine import EngineConfig, LLMEngine
 from .filters import FilterConfig, filter_stories, missing_words
 from .instruct import instruct_example, summary_messages
 from .prompts import TEMPLATES, PromptSampler
-from .vocabulary import load_vocabulary
+from .vocabulary import Vocabulary, load_vocabulary
 
 logger = logging.getLogger("tinystories.generate")
 
@@ -108,9 +108,8 @@ def _run(engine: LLMEngine, args: GenerateArguments, requests, **params):
     return engine.run(requests, **params)
 
 
-def generate_records(args: GenerateArguments) -> tuple[list[dict], dict]:
+def generate_records(args: GenerateArguments, vocabulary: Vocabulary) -> tuple[list[dict], dict]:
     """Stories (and summaries) in the released schema, plus the engine statistics."""
-    vocabulary = load_vocabulary(args.vocabulary_file)
     sampler = PromptSampler(
         vocabulary, seed=args.seed, template=args.template, feature_probability=args.feature_probability
     )
@@ -281,10 +280,11 @@ def write_card(args: GenerateArguments, counts: list[dict], stats: dict, report:
 
 def build_splits(args: GenerateArguments) -> tuple[dict[str, list[dict]], dict, dict]:
     """Generate, filter and split: ``({"train": records, "validation": records}, engine stats, filter report)``."""
-    records, stats = generate_records(args)
+    vocabulary = load_vocabulary(args.vocabulary_file)
+    records, stats = generate_records(args, vocabulary)
     kept, report = filter_stories(
         records,
-        load_vocabulary(args.vocabulary_file),
+        vocabulary,
         FilterConfig(args.min_words, args.max_words, args.max_out_of_vocabulary, True, args.dedup_threshold),
     )
     if not kept:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import random
 import re
 
-from .prompts import FEATURES
-
 PARTS = ("Summary", "Features", "Random sentence", "Words")
 _SENTENCE_RE = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"']))\s+")  # after . ! ? and a closing quote
 
@@ -51,4 +49,4 @@ def summary_messages(story: str) -> list[dict[str, str]]:
     ]
 
 
-__all__ = ["FEATURES", "PARTS", "instruct_example", "story_sentences", "summary_messages"]
+__all__ = ["PARTS", "instruct_example", "story_sentences", "summary_messages"]
