@@ -22,6 +22,7 @@ _deps = [
     "transformers>=5.0.0",
     "pyyaml>=6.0",
     "tqdm>=4.66",
+    "matplotlib>=3.7",
     # extras
     "tensorboard>=2.15",
     "pytest>=8.0",
@@ -49,6 +50,7 @@ install_requires = deps_list(
     "transformers",
     "pyyaml",
     "tqdm",
+    "matplotlib",
 )
 
 extras = {}
@@ -56,7 +58,7 @@ extras["tensorboard"] = deps_list("tensorboard")
 extras["quality"] = deps_list("ruff")
 extras["tests"] = deps_list("pytest")
 extras["serve"] = deps_list("fastapi", "uvicorn")
-extras["dev"] = extras["quality"] + extras["tests"] + extras["tensorboard"]
+extras["dev"] = extras["quality"] + extras["tests"] + extras["tensorboard"] + extras["serve"]
 
 setup(
     name="tinystories",

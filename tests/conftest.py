@@ -67,3 +67,42 @@ def small_tokenizer():
     from tinystories.tokenization import train_tokenizer
 
     return train_tokenizer(make_stories(300, seed=1), vocab_size=400)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A GPT-Neo of 32 hidden units and 2 layers trained for 30 steps on the test stories, with its BPE tokenizer
+    and ``all_results.json``: a real training output folder for the evaluate, serve and push tests."""
+    from tinystories.arguments import parse_train_args
+    from tinystories.train import run
+
+    root = tmp_path_factory.mktemp("tiny_model")
+    train_file = write_v2(root / "stories.txt", make_stories(200, seed=3))
+    out = str(root / "model")
+    cfg = parse_train_args(
+        [
+            os.path.join(REPO, "recipes", "smoke", "pretrain.yaml"),
+            "--train_file",
+            train_file,
+            "--output_dir",
+            out,
+            "--config_overrides",
+            "{hidden_size: 32, num_layers: 2, num_heads: 2, max_position_embeddings: 128}",
+            "--block_size",
+            "64",
+            "--tokenizer_vocab_size",
+            "300",
+            "--max_steps",
+            "30",
+            "--per_device_train_batch_size",
+            "8",
+            "--learning_rate",
+            "3e-3",
+            "--save_strategy",
+            "no",
+            "--report_to",
+            "none",
+        ]
+    )
+    run(cfg)
+    return out

@@ -322,6 +322,11 @@ class _Handler(BaseHTTPRequestHandler):
                 message = "stream=true is not supported by the fake server."
                 self._send_json(400, error_body(message, "invalid_request_error", "unsupported", "stream"))
                 return
+            rejected = [key for key in self.owner.reject_params if key in request]
+            if rejected:  # a server without this feature (e.g. no logprobs): a 400 naming the argument
+                message = f"Unrecognized request argument supplied: {rejected[0]}"
+                self._send_json(400, error_body(message, "invalid_request_error", "unsupported", rejected[0]))
+                return
             self._complete(endpoints[path], request)
 
     def _complete(self, kind: str, request: dict) -> None:
@@ -384,7 +389,8 @@ class FakeOpenAIServer:
     Options:
         model_name: the model listed by ``/v1/models`` (replies echo the request's ``model``).
         responder: ``(request_json) -> str`` (or a list of ``n`` strings, one per choice) giving the content;
-            a single string is used for every choice. Default: :func:`default_responder`.
+            a single string is used for every choice; a ``{"content": str, "logprobs": {...}}`` dict in place of
+            a string also returns the chat ``logprobs`` of that choice. Default: :func:`default_responder`.
         latency: seconds waited in the handler thread before replying to a completion request.
         faults: probability per fault kind (see the module docstring); one draw of a RNG seeded with ``seed``
             per completion request, in arrival order, so the k-th request always gets the same fault.
@@ -394,6 +400,7 @@ class FakeOpenAIServer:
         retry_after: value of the ``retry-after`` header of 429 replies (and ``retry-after-ms``).
         timeout_sleep: seconds a ``"timeout"`` fault waits before answering normally.
         require_api_key: when set, requests without ``Authorization: Bearer <key>`` get a 401.
+        reject_params: request keys the server does not support (say ``("logprobs",)``): such a request gets a 400.
 
     Accounting (thread-safe; completion requests only): ``requests``, ``num_requests``, ``num_completed``,
     ``num_succeeded``, ``faults_injected``, ``max_concurrency``, ``records``, :meth:`repeated_identical_requests`,
@@ -415,7 +422,9 @@ class FakeOpenAIServer:
         batch_delay: float = 0.0,
         batch_expire_after: int | None = None,
         batch_fail_ids: tuple[str, ...] = (),
+        reject_params: tuple[str, ...] = (),
     ) -> None:
+        self.reject_params = tuple(reject_params)  # request keys answered with HTTP 400 (an unsupported feature)
         self.batch_delay = batch_delay  # seconds before a batch is processed
         self.batch_expire_after = batch_expire_after  # process only this many lines, then expire the batch
         self.batch_fail_ids = set(batch_fail_ids)  # custom_ids answered with an error line
@@ -699,12 +708,15 @@ class FakeOpenAIServer:
         contents = []
         for sub_request in per_prompt:
             replies = self.responder(sub_request)
-            if isinstance(replies, str):
+            if isinstance(replies, (str, dict)):
                 replies = [replies] * n
             replies = list(replies)
             if len(replies) < n:
                 raise ValueError(f"the responder returned {len(replies)} replies for n={n}")
             contents.extend(replies[:n])
+        # a responder may give {"content": text, "logprobs": {...}} to return chat logprobs with a reply
+        logprobs = [c.get("logprobs") if isinstance(c, dict) else None for c in contents]
+        contents = [c["content"] if isinstance(c, dict) else c for c in contents]
         finish_reason = "stop"
         if fault == "length":
             contents = [cut_mid_sentence(c) for c in contents]
@@ -727,7 +739,7 @@ class FakeOpenAIServer:
                     "index": i,
                     "message": {"role": "assistant", "content": c, "refusal": None},
                     "finish_reason": finish_reason,
-                    "logprobs": None,
+                    "logprobs": logprobs[i],
                 }
                 for i, c in enumerate(contents)
             ]

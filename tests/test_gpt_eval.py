@@ -147,3 +147,74 @@ def test_structured_output_sends_a_schema_and_reads_json(tmp_path):
             progress=False,
         )
     assert (scores["grammar"], scores["consistency"], scores["age_group"]["C"]) == (7.0, 8.0, 1.0)
+
+
+def chat_logprobs(text: str, alternatives: dict[str, dict[str, float]]) -> dict:
+    """Chat ``logprobs`` of ``text`` cut into word/number/punctuation tokens (each with its leading spaces); the
+    k-th number token gets the top alternatives ``alternatives[str(k)]`` ({token: probability}) when given."""
+    import math
+
+    tokens = re.findall(r"\s*\d+|\s*[A-Za-z]+|\s*[^\sA-Za-z\d]|\s+", text)
+    assert "".join(tokens) == text
+    content, number = [], 0
+    for token in tokens:
+        entry = {"token": token, "logprob": -0.01, "bytes": list(token.encode()), "top_logprobs": []}
+        if token.strip().isdigit():
+            dist = alternatives.get(str(number))
+            number += 1
+            if dist:
+                entry["top_logprobs"] = [{"token": t, "logprob": math.log(p), "bytes": None} for t, p in dist.items()]
+                entry["logprob"] = math.log(dist.get(token.strip(), 1e-9))
+        content.append(entry)
+    return {"content": content}
+
+
+def test_probability_weighted_grades_from_logprobs(tmp_path):
+    reply = "**Grammar**: 8/10\nCreativity: 6/10\nConsistency: 7/10\nAge group: B"
+    # number tokens in order: 8, 10, 6, 10, 7, 10
+    alternatives = {
+        "0": {" 8": 0.6, " 9": 0.3, " 7": 0.1},
+        "2": {" 6": 0.5, " 5": 0.4, " six": 0.1},  # a non-numeric alternative is not a grade: renormalised
+    }
+
+    def responder(request):
+        if len(request["messages"]) == 1:
+            return "A fine completion."
+        assert request["logprobs"] is True and request["top_logprobs"] == 20
+        return {"content": reply, "logprobs": chat_logprobs(reply, alternatives)}
+
+    metric = evaluate.load(tinystories.metrics.GPT_EVAL, judge_cache_dir=str(tmp_path / "c"), progress=False)
+    with FakeOpenAIServer(responder=responder) as server:
+        scores = metric.compute(
+            predictions=["park."], references=["Lily went to the"], base_url=server.base_url, return_samples=True
+        )
+    weighted = scores["samples"][0]["weighted_grades"]
+    assert weighted["grammar"] == pytest.approx(0.6 * 8 + 0.3 * 9 + 0.1 * 7)
+    assert weighted["grammar_mass"] == pytest.approx(1.0)
+    assert weighted["creativity"] == pytest.approx((0.5 * 6 + 0.4 * 5) / 0.9)
+    assert weighted["creativity_mass"] == pytest.approx(0.9)
+    assert weighted["consistency"] == pytest.approx(7.0)  # no alternatives: the sampled token alone
+    assert scores["grammar"] == 8.0 and scores["grammar_weighted"] == pytest.approx(8.2)
+    assert scores["creativity_num_weighted"] == 1
+
+
+def test_json_reply_weighted_grades_find_their_tokens():
+    from tinystories.judge import locate_grades, weighted_grades
+
+    reply = '{"grammar": 9, "creativity": 4, "consistency": 6, "age_group": "C"}'
+    grades, spans = locate_grades(reply)
+    assert grades == {"grammar": 9.0, "creativity": 4.0, "consistency": 6.0, "age_group": "C"}
+    assert [reply[spans[a]] for a in ("grammar", "creativity", "consistency")] == ["9", "4", "6"]
+    logprobs = chat_logprobs(reply, {"1": {"4": 0.5, "3": 0.5}})
+    assert weighted_grades(logprobs, spans)["creativity"] == pytest.approx(3.5)
+    assert weighted_grades(None, spans) == {}
+
+
+def test_a_judge_that_refuses_logprobs_is_asked_without(tmp_path):
+    metric = evaluate.load(tinystories.metrics.GPT_EVAL, judge_cache_dir=str(tmp_path / "c"), progress=False)
+    with FakeOpenAIServer(responder=judge, reject_params=("logprobs",)) as server:
+        scores = metric.compute(predictions=PREDICTIONS[:2], references=REFERENCES[:2], base_url=server.base_url)
+        bodies = [r for r in server.requests if len(r["messages"]) > 1]
+    assert scores["num_graded"] == 2 and scores["grammar"] == 8.5
+    assert "grammar_weighted" not in scores
+    assert all("logprobs" not in body for body in bodies)  # only successful requests are recorded

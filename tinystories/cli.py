@@ -11,6 +11,10 @@ commands:
   train RECIPE.yaml [--key value ...]   pre-train or fine-tune a GPT-Neo model with the HF Trainer
                                         (distributed: accelerate launch -m tinystories.train RECIPE.yaml ...)
   generate RECIPE.yaml [--key value ...] generate a TinyStories(-Instruct) dataset through an OpenAI-compatible API
+  evaluate RECIPE.yaml [--key value ...] sample completions from model(s) and grade them with GPT-Eval
+  serve MODEL [--host H] [--port P]     serve a causal LM through an OpenAI-compatible HTTP API
+  push {model,dataset,metric} PATH REPO_ID [--private] [--revision R] [--commit_message M]
+                                        publish to the Hugging Face Hub with a rendered card
   demo [--output_dir DIR] [--max_minutes M]
                                         the main job end to end at toy scale: stories -> tokenizer -> model
 
@@ -30,13 +34,38 @@ def _generate(argv: list[str]) -> None:
     main(argv)
 
 
+def _evaluate(argv: list[str]) -> None:
+    from .evaluation import main
+
+    main(argv)
+
+
+def _serve(argv: list[str]) -> None:
+    from .serve import main
+
+    main(argv)
+
+
+def _push(argv: list[str]) -> None:
+    from .hub import main
+
+    main(argv)
+
+
 def _demo(argv: list[str]) -> None:
     from .demo import main
 
     main(argv)
 
 
-COMMANDS: dict[str, Callable[[list[str]], None]] = {"train": _train, "generate": _generate, "demo": _demo}
+COMMANDS: dict[str, Callable[[list[str]], None]] = {
+    "train": _train,
+    "generate": _generate,
+    "evaluate": _evaluate,
+    "serve": _serve,
+    "push": _push,
+    "demo": _demo,
+}
 
 
 def run_with_clean_errors(command: str, fn: Callable[[list[str]], None], argv: list[str]) -> None:

@@ -11,6 +11,8 @@ reads all of them; a reply that still cannot be read is asked again (a new turn 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from .engine import EngineConfig, LLMEngine
+
+logger = logging.getLogger(__name__)
 
 AGE_GROUPS = {"A": "3 or under", "B": "4-5", "C": "6-7", "D": "8-9", "E": "10-12", "F": "13-16"}
 AXES = {
@@ -91,30 +95,95 @@ def _from_json(text: str, axes: tuple[str, ...]) -> dict[str, Any] | None:
         if isinstance(value, str):
             found = re.search(_NUMBER, value)
             value = float(found.group(1)) if found else None
-        if isinstance(value, (int, float)) and 0 <= value <= 10:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 10:
             grades[axis] = float(value)
     age = lowered.get("age_group") or lowered.get("age")
     grades["age_group"] = _age_group(f"age group: {age}") if age is not None else None
     return grades
 
 
-def parse_grades(text: str, axes: tuple[str, ...] = AXES["default"]) -> dict[str, Any] | None:
-    """``{axis: grade (0-10), ..., "age_group": letter or None}``, or None if any axis cannot be read."""
+def _json_spans(text: str, axes: tuple[str, ...]) -> dict[str, int]:
+    spans = {}
+    for axis in axes:
+        match = re.search(rf'"{axis}"\s*:\s*"?{_NUMBER}', text, re.IGNORECASE)
+        if match:
+            spans[axis] = match.start(1)
+    return spans
+
+
+def locate_grades(text: str, axes: tuple[str, ...] = AXES["default"]) -> tuple[dict[str, Any], dict[str, int]] | None:
+    """``(grades, spans)``: the grades of :func:`parse_grades` and, per axis, the offset in ``text`` where the
+    number of its grade starts (used to find the score token among the reply's logprobs), or None."""
     if not text:
         return None
     grades = _from_json(text, axes)
-    if grades is None or len(grades) < len(axes) + 1:
-        clean = text.replace("*", "").replace("_", " ")
-        grades = {}
-        for axis in axes:
-            pattern = rf"\b{axis}\b[^0-9\n]{{0,40}}?{_NUMBER}\s*(?:/\s*10|out of 10|points)?"
-            match = re.search(pattern, clean, re.IGNORECASE)
-            if match and 0 <= float(match.group(1)) <= 10:
-                grades[axis] = float(match.group(1))
-        grades["age_group"] = _age_group(clean)
+    if grades is not None and len(grades) == len(axes) + 1:
+        return grades, _json_spans(text, axes)
+    # markdown emphasis and snake_case become spaces, so offsets in `clean` are offsets in `text`
+    clean = text.replace("*", " ").replace("_", " ")
+    grades, spans = {}, {}
+    for axis in axes:
+        pattern = rf"\b{axis}\b[^0-9\n]{{0,40}}?{_NUMBER}\s*(?:/\s*10|out of 10|points)?"
+        match = re.search(pattern, clean, re.IGNORECASE)
+        if match and 0 <= float(match.group(1)) <= 10:
+            grades[axis] = float(match.group(1))
+            spans[axis] = match.start(1)
+    grades["age_group"] = _age_group(clean)
     if any(axis not in grades for axis in axes):
         return None
-    return grades
+    return grades, spans
+
+
+def parse_grades(text: str, axes: tuple[str, ...] = AXES["default"]) -> dict[str, Any] | None:
+    """``{axis: grade (0-10), ..., "age_group": letter or None}``, or None if any axis cannot be read."""
+    located = locate_grades(text, axes)
+    return located[0] if located else None
+
+
+def weighted_grades(logprobs: dict[str, Any] | None, spans: dict[str, int]) -> dict[str, Any]:
+    """The probability-weighted grade of each axis from the reply's chat ``logprobs``.
+
+    For the token where an axis' grade starts, the alternatives in ``top_logprobs`` that are whole grades (0-10)
+    give ``sum p(s) * s / sum p(s)``; ``{axis}_mass`` is ``sum p(s)``, the share of the judge's probability that
+    fell on readable grades. Axes whose token cannot be found (no logprobs, a grade split over several tokens that
+    do not line up with the text) are left out, never guessed.
+    """
+    content = (logprobs or {}).get("content") or []
+    if not content or not spans:
+        return {}
+    starts, offset = [], 0
+    for token in content:
+        starts.append(offset)
+        offset += len(token.get("token") or "")
+    out: dict[str, Any] = {}
+    for axis, position in spans.items():
+        index = _token_at(starts, offset, position)
+        if index is None:
+            continue
+        token = content[index]
+        alternatives = token.get("top_logprobs") or [{"token": token.get("token"), "logprob": token.get("logprob")}]
+        numerator = mass = 0.0
+        for alternative in alternatives:
+            text = (alternative.get("token") or "").strip()
+            if not re.fullmatch(r"\d{1,2}", text) or int(text) > 10 or alternative.get("logprob") is None:
+                continue
+            p = math.exp(alternative["logprob"])
+            numerator += p * int(text)
+            mass += p
+        if mass > 0:
+            out[axis] = numerator / mass
+            out[f"{axis}_mass"] = mass
+    return out
+
+
+def _token_at(starts: list[int], end: int, position: int) -> int | None:
+    """Index of the token whose characters cover ``position`` (the grade's first digit; a token may carry a
+    leading space), or None when the token text does not line up with the reply."""
+    for i, start in enumerate(starts):
+        stop = starts[i + 1] if i + 1 < len(starts) else end
+        if start <= position < stop:
+            return i
+    return None
 
 
 def bootstrap_ci(values: list[float], samples: int = 2000, seed: int = 0) -> list[float]:
@@ -143,6 +212,8 @@ class JudgeSettings:
     progress: bool = True
     prices: dict = field(default_factory=dict)
     structured_output: bool = False  # ask for the grades as JSON with a schema (servers that support response_format)
+    logprobs: bool = True  # ask for the grade turn's logprobs: the probability-weighted grade where returned
+    top_logprobs: int = 20
 
 
 def grades_schema(axes: tuple[str, ...]) -> dict[str, Any]:
@@ -156,6 +227,13 @@ def grades_schema(axes: tuple[str, ...]) -> dict[str, Any]:
         "additionalProperties": False,
     }
     return {"type": "json_schema", "json_schema": {"name": "grades", "strict": True, "schema": schema}}
+
+
+def _rejects_logprobs(replies) -> bool:
+    """Every reply failed with a client error that names logprobs: a server that does not support them."""
+    return bool(replies) and all(
+        not r.ok and (r.error or "").startswith("HTTP 4") and "logprob" in (r.error or "").lower() for r in replies
+    )
 
 
 def grade(
@@ -187,7 +265,9 @@ def grade(
         [{"role": "user", "content": template.format(beginning=ref, completion=pred)}]
         for pred, ref in zip(predictions, references)
     ]
-    records: list[dict[str, Any]] = [{"grades": None, "error": None, "asks": 0} for _ in dialogues]
+    records: list[dict[str, Any]] = [
+        {"grades": None, "weighted_grades": {}, "error": None, "asks": 0} for _ in dialogues
+    ]
     assessments = engine.run(dialogues, **params)
     pending = []
     for i, result in enumerate(assessments):
@@ -200,21 +280,29 @@ def grade(
             pending.append(i)
         else:
             records[i]["error"] = result.error
-    grade_params = {**params, "response_format": grades_schema(axes)} if settings.structured_output else params
+    grade_params = {**params, "response_format": grades_schema(axes)} if settings.structured_output else dict(params)
+    if settings.logprobs:
+        grade_params.update(logprobs=True, top_logprobs=settings.top_logprobs)
     for _ask in range(settings.max_reasks + 1):  # the first grade request, then the re-asks
         if not pending:
             break
         replies = engine.run([dialogues[i] for i in pending], **grade_params)
+        if "logprobs" in grade_params and _rejects_logprobs(replies):
+            logger.warning("The judge refused the logprobs parameters (%s); grading without them.", replies[0].error)
+            grade_params = {k: v for k, v in grade_params.items() if k not in ("logprobs", "top_logprobs")}
+            replies = engine.run([dialogues[i] for i in pending], **grade_params)
         still = []
         for i, reply in zip(pending, replies):
             records[i]["asks"] += 1
             if not reply.ok:
                 records[i]["error"] = reply.error
                 continue
-            parsed = parse_grades(reply.text, axes)
+            located = locate_grades(reply.text, axes)
             records[i]["reply"] = reply.text
-            if parsed is not None:
-                records[i]["grades"] = parsed
+            if located is not None:
+                records[i]["grades"] = located[0]
+                choice = ((reply.response or {}).get("choices") or [{}])[0]
+                records[i]["weighted_grades"] = weighted_grades(choice.get("logprobs"), located[1])
                 continue
             records[i]["error"] = "unparseable grades"
             dialogues[i] = dialogues[i] + [
@@ -231,6 +319,11 @@ def grade(
         values = [r["grades"][axis] for r in graded]
         scores[axis] = float(np.mean(values)) if values else float("nan")
         scores[f"{axis}_ci"] = bootstrap_ci(values)
+        weighted = [r["weighted_grades"][axis] for r in graded if axis in r.get("weighted_grades", {})]
+        if weighted:  # the probability-weighted grade, over the samples whose score token had logprobs
+            scores[f"{axis}_weighted"] = float(np.mean(weighted))
+            scores[f"{axis}_weighted_ci"] = bootstrap_ci(weighted)
+            scores[f"{axis}_num_weighted"] = len(weighted)
     ages = [r["grades"]["age_group"] for r in graded if r["grades"].get("age_group")]
     scores["age_group"] = {letter: ages.count(letter) / len(ages) for letter in AGE_GROUPS} if ages else {}
     scores["num_graded"] = len(graded)

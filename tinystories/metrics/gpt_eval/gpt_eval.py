@@ -32,10 +32,14 @@ Args:
         cache folder is `judge_cache_dir`, as `cache_dir` is evaluate's own). The API key is read from the
         environment only (OPENAI_API_KEY).
     structured_output (`bool`): ask for the grades as JSON with a schema (`response_format`), where supported.
+    logprobs (`bool`, default True), top_logprobs (`int`, default 20): ask for the grade turn's logprobs; where the
+        server returns them, `<axis>_weighted` is the probability-weighted grade (sum of p(s) * s over the score
+        token's alternatives 0-10, normalised by their mass). A server that refuses logprobs is asked without.
     return_samples (`bool`): also return the per-sample records (assessment, reply, grades, error).
 Returns:
     grammar, creativity, consistency (and plot for `instruct`): means over graded samples (1-10);
-    <axis>_ci: 95% bootstrap interval [low, high]; age_group: letter -> share; num_graded, num_ungraded;
+    <axis>_ci: 95% bootstrap interval [low, high]; <axis>_weighted, <axis>_weighted_ci, <axis>_num_weighted
+    (where logprobs were returned); age_group: letter -> share; num_graded, num_ungraded;
     usage: requests sent/cached, tokens, cost_usd; samples (with return_samples).
 Examples:
     >>> import evaluate, tinystories.metrics
@@ -57,6 +61,8 @@ _SETTINGS = (
     "progress",
     "prices",
     "structured_output",
+    "logprobs",
+    "top_logprobs",
 )
 
 
