@@ -87,7 +87,7 @@ def tiny_model(tmp_path_factory):
             "--output_dir",
             out,
             "--config_overrides",
-            "{hidden_size: 32, num_layers: 2, num_heads: 2, max_position_embeddings: 128}",
+            "{hidden_size: 32, num_layers: 2, num_heads: 2, max_position_embeddings: 1024}",
             "--block_size",
             "64",
             "--tokenizer_vocab_size",
