@@ -11,7 +11,12 @@ from tinystories.models import PRESETS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_RECIPES = sorted(glob.glob(os.path.join(REPO, "recipes", "*", "*.yaml")))
 GENERATION_RECIPES = [p for p in TRAIN_RECIPES if os.sep + "generation" + os.sep in p]
-TRAIN_RECIPES = [p for p in TRAIN_RECIPES if "accelerate_configs" not in p and p not in GENERATION_RECIPES]
+EVALUATION_RECIPES = [p for p in TRAIN_RECIPES if os.sep + "gpt_eval" + os.sep in p]
+TRAIN_RECIPES = [
+    p
+    for p in TRAIN_RECIPES
+    if "accelerate_configs" not in p and p not in GENERATION_RECIPES and p not in EVALUATION_RECIPES
+]
 ACCELERATE_CONFIGS = sorted(glob.glob(os.path.join(REPO, "recipes", "accelerate_configs", "*.yaml")))
 
 
@@ -144,3 +149,15 @@ def test_generation_recipe_parses_with_unknown_keys_rejected(path):
     (args,) = RecipeParser(classes=(GenerateArguments,)).parse([path])
     assert args.model and args.num_stories > 0 and args.output_dir
     assert GENERATION_RECIPES  # the folder exists and holds recipes
+
+
+@pytest.mark.parametrize("path", EVALUATION_RECIPES, ids=lambda p: os.path.relpath(p, REPO))
+def test_evaluation_recipe_parses_with_unknown_keys_rejected(path):
+    from tinystories.evaluation import EvaluateArguments
+
+    (args,) = RecipeParser(classes=(EvaluateArguments,)).parse([path, "--model_name_or_path", "a", "b"])
+    assert args.model_name_or_path == ["a", "b"] and args.judge_model and args.num_completions == 10
+    assert args.temperature == 1.0 and args.output_dir
+    assert len(EVALUATION_RECIPES) >= 2
+    with pytest.raises(RecipeError, match="judge_modle"):
+        RecipeParser(classes=(EvaluateArguments,)).parse([path, "--judge_modle", "x"])
