@@ -67,8 +67,13 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    packages=find_packages(include=["tinystories", "tinystories.*"]),
-    package_data={"tinystories": ["data/*.txt", "data/*.json", "data/eval/*", "metrics/gpt_eval/*"]},
+    # the card templates stay in the top-level hub_cards/ and install as tinystories/hub_cards/ (package data)
+    packages=find_packages(include=["tinystories", "tinystories.*"]) + ["tinystories.hub_cards"],
+    package_dir={"tinystories.hub_cards": "hub_cards"},
+    package_data={
+        "tinystories": ["data/*.txt", "data/*.json", "data/eval/*", "metrics/gpt_eval/*"],
+        "tinystories.hub_cards": ["*.md", "*.py", "*.txt"],
+    },
     python_requires=">=3.10",
     install_requires=install_requires,
     extras_require=extras,

@@ -196,15 +196,38 @@ def write_dataset(args: GenerateArguments, splits: dict[str, list[dict]], stats:
     return counts
 
 
+def size_category(rows: int) -> str:
+    """The Hub's ``size_categories`` value for ``rows`` examples (``n<1K``, ``1K<n<10K``, ... ``n>1T``)."""
+    bounds = ["1K", "10K", "100K", "1M", "10M", "100M", "1B", "10B", "100B", "1T"]
+    if rows < 1000:
+        return "n<1K"
+    for i, upper in enumerate(bounds[1:]):
+        if rows < 10 ** (i + 4):
+            return f"{bounds[i]}<n<{upper}"
+    return "n>1T"
+
+
 def card_template(name: str) -> str:
-    """Path of a Jinja card template of ``hub_cards/`` (beside the package in a source checkout)."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hub_cards", name)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Card template {name} not found at {path}: install tinystories from its repository")
-    return path
+    """Text of a Jinja card template of ``hub_cards/`` (installed as ``tinystories.hub_cards``)."""
+    from .hub import card_template as read_template
+
+    return read_template(name)
 
 
 def write_card(args: GenerateArguments, counts: list[dict], stats: dict, report: dict) -> None:
+    dataset_card(args, counts, stats, report).save(os.path.join(args.output_dir, "README.md"))
+
+
+def dataset_card(
+    args: GenerateArguments,
+    counts: list[dict],
+    stats: dict,
+    report: dict,
+    repo_id: str | None = None,
+    license: str = "cdla-sharing-1.0",
+):
+    """The README card of a dataset folder (``hub_cards/dataset_card.md``): configs, schema, teacher, prompt
+    template, counts, cost and filter report. ``tinystories push dataset`` renders it again with the Hub id."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
     configs = []
@@ -229,9 +252,9 @@ def write_card(args: GenerateArguments, counts: list[dict], stats: dict, report:
     total_rows = sum(c["rows"] for c in counts if c["config"] == "default")
     card_data = DatasetCardData(
         language="en",
-        license="cdla-sharing-1.0",
+        license=license,
         task_categories=["text-generation"],
-        size_categories="n<1K" if total_rows < 1000 else "1K<n<10K" if total_rows < 10_000 else "10K<n<100K",
+        size_categories=size_category(total_rows),
         pretty_name="TinyStories-style synthetic stories",
         configs=configs,
         dataset_info=dataset_info,
@@ -249,12 +272,12 @@ def write_card(args: GenerateArguments, counts: list[dict], stats: dict, report:
         f"features: {json.dumps(report['feature_counts'])}; most common openers: "
         f"{json.dumps(report['top_openers'])}.",
     ]
-    template = card_template("dataset_card.md")
     vocabulary = load_vocabulary(args.vocabulary_file)
     example = PromptSampler(vocabulary, seed=args.seed, template=args.template).prompt(0)
-    card = DatasetCard.from_template(
+    return DatasetCard.from_template(
         card_data,
-        template_path=template,
+        template_str=card_template("dataset_card.md"),
+        repo_id=repo_id,
         pretty_name="TinyStories-style synthetic stories",
         teacher=args.model,
         vocabulary_size=len(vocabulary),
@@ -275,7 +298,6 @@ def write_card(args: GenerateArguments, counts: list[dict], stats: dict, report:
         cost=f"{cost:.4f}",
         filter_table="\n".join(filter_rows),
     )
-    card.save(os.path.join(args.output_dir, "README.md"))
 
 
 def build_splits(args: GenerateArguments) -> tuple[dict[str, list[dict]], dict, dict]:

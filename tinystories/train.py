@@ -9,6 +9,8 @@ stories into blocks, build the model, train, evaluate, save (model, tokenizer, g
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import logging
 import math
@@ -42,6 +44,29 @@ from .tokenization import prune_tokenizer, train_tokenizer
 logger = logging.getLogger("tinystories.train")  # not __name__: it is __main__ under -m
 
 RESULTS_FILE = "all_results.json"
+RECIPE_FILE = "recipe.yaml"
+
+#: Keys written to ``recipe.yaml`` even at their default value: the hyperparameters a reader looks for.
+RECIPE_KEYS_ALWAYS = (
+    "output_dir",
+    "attn_implementation",
+    "block_size",
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "weight_decay",
+    "adam_beta1",
+    "adam_beta2",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "max_steps",
+    "num_train_epochs",
+    "bf16",
+    "fp16",
+    "seed",
+)
+#: Keys never written: what belongs to one invocation only (secrets are excluded by name: ``*_token``).
+RECIPE_KEYS_NEVER = ("resume_from_checkpoint",)
 
 
 def setup_logging(training_args) -> None:
@@ -234,6 +259,73 @@ def save_final_model(trainer: Trainer, model, tokenizer, peft_args: PeftArgument
         default_generation_config(tokenizer).save_pretrained(output_dir)
 
 
+def _yaml_value(value: Any) -> Any:
+    if hasattr(value, "value") and not isinstance(value, (int, float, str)):
+        return value.value  # enums (IntervalStrategy, SchedulerType, ...)
+    if isinstance(value, (list, tuple)):
+        return [_yaml_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _yaml_value(v) for k, v in value.items()}
+    return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
+
+
+def resolved_recipe(cfg: TrainConfig) -> dict[str, Any]:
+    """The run's recipe as one flat mapping: every key whose value is not the default, plus the main
+    hyperparameters (``RECIPE_KEYS_ALWAYS``); ``tinystories train recipe.yaml`` runs it again. Token fields
+    (``hub_token``, ...) are never included."""
+    recipe: dict[str, Any] = {}
+    training_defaults = type(cfg.training)(output_dir=None).to_dict()  # defaults as __post_init__ normalises them
+    for group in (cfg.model, cfg.data, cfg.peft, cfg.training):
+        is_training = group is cfg.training
+        values = group.to_dict() if is_training else dataclasses.asdict(group)
+        for f in dataclasses.fields(group):
+            if not f.init or f.name.endswith("_token") or f.name in RECIPE_KEYS_NEVER:
+                continue
+            if is_training:
+                default = training_defaults.get(f.name)
+            elif f.default is not dataclasses.MISSING:
+                default = f.default
+            else:
+                default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+            value = values.get(f.name)
+            if f.name in RECIPE_KEYS_ALWAYS or value != default:
+                recipe[f.name] = _yaml_value(value)
+    return recipe
+
+
+def write_recipe(cfg: TrainConfig, output_dir: str) -> None:
+    """``output_dir/recipe.yaml``: the resolved recipe (the model card's recipe table reads it)."""
+    import yaml
+
+    with open(os.path.join(output_dir, RECIPE_FILE), "w", encoding="utf-8") as f:
+        f.write("# The resolved recipe of this run (written by tinystories train): tinystories train recipe.yaml\n")
+        yaml.safe_dump(resolved_recipe(cfg), f, sort_keys=False, allow_unicode=True)
+
+
+def push_trained_model(training_args) -> dict[str, Any]:
+    """``push_to_hub: true``: the saved model with this package's card, through ``tinystories.hub.push_model``
+    (the Trainer's own push and card are turned off). The repo is ``hub_model_id``, else the name of
+    ``output_dir`` in the token owner's namespace."""
+    from .hub import push_model
+
+    output_dir = training_args.output_dir
+    repo_id = training_args.hub_model_id or os.path.basename(os.path.abspath(output_dir))
+    try:
+        result = push_model(
+            output_dir,
+            repo_id,
+            private=bool(training_args.hub_private_repo),
+            revision=training_args.hub_revision,
+            commit_message="End of training (tinystories train)",
+            token=training_args.hub_token,
+        )
+    except Exception:
+        logger.error("The push failed; the model is saved: tinystories push model %s %s", output_dir, repo_id)
+        raise
+    logger.info("Pushed %d files to %s", len(result["files"]), result["url"])
+    return result
+
+
 def run(cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> dict[str, Any]:
     """Train, evaluate and save; returns the metrics also written to ``output_dir/all_results.json``.
 
@@ -249,6 +341,13 @@ def run(cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> dic
         training_args.bf16,
     )
     checkpoint = resolve_checkpoint(training_args)
+    if training_args.push_to_hub and training_args.should_save:
+        from .hub import PushError, require_token
+
+        try:  # before training, not after it
+            require_token(training_args.hub_token)
+        except PushError as e:
+            raise RecipeError(f"push_to_hub: {e}") from None
     set_seed(training_args.seed)
 
     with training_args.main_process_first(desc="loading stories"):
@@ -289,9 +388,15 @@ def run(cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> dic
     callbacks = list(callbacks or [])
     if training_args.max_train_minutes:
         callbacks.append(TimeLimitCallback(training_args.max_train_minutes))
+    # push_to_hub: the Trainer would push its own card (and checkpoints); the model is pushed once, after training,
+    # with this package's card (push_trained_model)
+    trainer_args = training_args
+    if training_args.push_to_hub:
+        trainer_args = copy.copy(training_args)
+        trainer_args.push_to_hub = False
     trainer = Trainer(
         model=model,
-        args=training_args,
+        args=trainer_args,
         train_dataset=packed["train"],
         eval_dataset=packed["validation"],
         processing_class=tokenizer,
@@ -338,9 +443,16 @@ def run(cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> dic
         )
         logger.info("Sample story:\n%s", story)
         metrics["sample_story"] = story
+        # the Hub ids this run started from, for the model card's base_model and datasets
+        from .hub import training_sources
+
+        metrics.update(training_sources(model_args, data_args))
         with open(os.path.join(training_args.output_dir, RESULTS_FILE), "w") as f:
             json.dump(metrics, f, indent=2, default=str)
         trainer.save_state()
+        write_recipe(cfg, training_args.output_dir)
+        if training_args.push_to_hub:
+            push_trained_model(training_args)
     return metrics
 
 
