@@ -230,3 +230,38 @@ def test_a_broken_prompts_file_names_the_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["evaluate", "--model_name_or_path", "x", "--prompts_file", str(bad), "--output_dir", str(tmp_path)])
     assert exit_info.value.code == 2 and "line 2: not valid JSON" in capsys.readouterr().err
+
+
+def test_diversity_check_on_cut_training_stories(tiny_model, tmp_path):
+    from conftest import make_stories, write_v2
+
+    from tinystories.evaluation import run
+
+    train_file = write_v2(tmp_path / "train.txt", make_stories(200, seed=3))  # the stories tiny_model learned
+    with FakeOpenAIServer(responder=judge) as server:
+        args = EvaluateArguments(
+            model_name_or_path=tiny_model,
+            judge_model="fake-judge",
+            base_url=server.base_url,
+            max_prompts=1,
+            num_completions=1,
+            max_new_tokens=24,
+            probes=False,
+            diversity_file=train_file,
+            diversity_num_stories=12,
+            output_dir=str(tmp_path / "eval"),
+            progress=False,
+        )
+        (results,) = run(args)
+    diversity = results["diversity"]
+    assert diversity["num_stories"] == 12 and diversity["num_train_stories"] == 200
+    folder = tmp_path / "eval" / model_slug(tiny_model)
+    saved = json.loads((folder / "diversity.json").read_text())
+    assert len(saved["samples"]) == 12
+    for sample in saved["samples"]:  # each beginning is a real cut of the training story it names
+        story = make_stories(200, seed=3)[sample["story_index"]]
+        assert story == sample["beginning"] + sample["true_continuation"]
+    for measure in ("rouge_vs_truth", "max_rouge_vs_others", "closest_train_rouge"):
+        values = saved["report"][measure]
+        assert len(values) == 12 and all(0.0 <= v <= 1.0 for v in values)
+    assert (folder / "diversity.png").read_bytes()[:8] == PNG

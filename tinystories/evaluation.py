@@ -310,7 +310,7 @@ def run_diversity(args: EvaluateArguments, model, tokenizer, folder: str) -> dic
             {"story_index": i, "beginning": b, "true_continuation": c, "completion": comp}
             for i, (b, c), comp in zip(chosen, cuts, completions)
         ]
-        json.dump({"summary": summary, "report": report.to_json(), "samples": samples}, f, indent=2)
+        json.dump({"summary": summary, "report": report.to_dict(), "samples": samples}, f, indent=2)
     plot_diversity(report, os.path.join(folder, "diversity.png"), title=f"Diversity: {os.path.basename(folder)}")
     return {"num_stories": len(chosen), "num_train_stories": len(stories), **summary}
 
