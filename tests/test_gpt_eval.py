@@ -208,6 +208,14 @@ def test_json_reply_weighted_grades_find_their_tokens():
     logprobs = chat_logprobs(reply, {"1": {"4": 0.5, "3": 0.5}})
     assert weighted_grades(logprobs, spans)["creativity"] == pytest.approx(3.5)
     assert weighted_grades(None, spans) == {}
+    split = chat_logprobs(reply, {})  # a tokenizer that writes 9 as "0" + "9": no weighted grade, never a wrong one
+    first = next(i for i, t in enumerate(split["content"]) if t["token"].strip() == "9")
+    split["content"][first : first + 1] = [
+        {"token": " 0", "logprob": -0.1, "top_logprobs": [{"token": " 0", "logprob": -0.1}]},
+        {"token": "9", "logprob": -0.1, "top_logprobs": []},
+    ]
+    grades, spans = locate_grades("".join(t["token"] for t in split["content"]))
+    assert grades["grammar"] == 9.0 and "grammar" not in weighted_grades(split, spans)
 
 
 def test_a_judge_that_refuses_logprobs_is_asked_without(tmp_path):

@@ -151,6 +151,7 @@ def weighted_grades(logprobs: dict[str, Any] | None, spans: dict[str, int]) -> d
     content = (logprobs or {}).get("content") or []
     if not content or not spans:
         return {}
+    text_of_tokens = "".join(token.get("token") or "" for token in content)
     starts, offset = [], 0
     for token in content:
         starts.append(offset)
@@ -161,6 +162,9 @@ def weighted_grades(logprobs: dict[str, Any] | None, spans: dict[str, int]) -> d
         if index is None:
             continue
         token = content[index]
+        written = re.match(r"\d+(?:\.\d+)?", text_of_tokens[position:])
+        if not written or (token.get("token") or "").strip() != written.group(0):
+            continue  # the grade is not one whole token ("1" + "0"): no weighted grade rather than a wrong one
         alternatives = token.get("top_logprobs") or [{"token": token.get("token"), "logprob": token.get("logprob")}]
         numerator = mass = 0.0
         for alternative in alternatives:
