@@ -64,6 +64,7 @@ def test_exact_grades_reasks_and_ungraded(metric):
     assert scores["consistency"] == pytest.approx((7 + 8 + 5 + 6 + 9 + 5) / 6)
     low, high = scores["grammar_ci"]
     assert low < scores["grammar"] < high and 5 <= low and high <= 10
+    assert scores["grammar_ci"] == bootstrap_ci([8, 9, 6, 7, 10, 5])  # seeded: the same interval every run
     assert scores["age_group"] == pytest.approx({"A": 1 / 6, "B": 3 / 6, "C": 1 / 6, "D": 1 / 6, "E": 0, "F": 0})
     assert sent == 7 + 7 + 2 + 1  # assessments, grade turns, c5 and c6 re-asked, c6 once more
     assert scores["usage"]["requests_sent"] == sent
