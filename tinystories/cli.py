@@ -72,10 +72,11 @@ def run_with_clean_errors(command: str, fn: Callable[[list[str]], None], argv: l
     """Run ``fn``; a user error (bad recipe, unusable data) is one line on stderr and exit code 2."""
     from .arguments import RecipeError
     from .data import DataError
+    from .generate import GenerationError
 
     try:
         fn(argv)
-    except (RecipeError, DataError) as e:
+    except (RecipeError, DataError, GenerationError) as e:
         print(f"tinystories {command}: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 

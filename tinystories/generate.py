@@ -30,6 +30,10 @@ logger = logging.getLogger("tinystories.generate")
 CONFIGS = ("default", "instruct")
 
 
+class GenerationError(RuntimeError):
+    """A run that produced nothing usable (every request failed or every story was filtered out)."""
+
+
 @dataclass
 class GenerateArguments:
     """Recipe keys of ``tinystories generate``."""
@@ -310,7 +314,12 @@ def build_splits(args: GenerateArguments) -> tuple[dict[str, list[dict]], dict, 
         FilterConfig(args.min_words, args.max_words, args.max_out_of_vocabulary, True, args.dedup_threshold),
     )
     if not kept:
-        raise RuntimeError(f"No story survived generation and filtering ({report.as_dict()}); nothing written")
+        failures = ", ".join(f"{k}: {v}" for k, v in stats["stories"]["failures"].items()) or "none"
+        raise GenerationError(
+            f"No story survived generation and filtering: {len(records)} of {args.num_stories} requests gave a "
+            f"story (failures: {failures}) and the filters kept none ({report.as_dict()}); nothing written. "
+            f"Paid replies are cached in {args.cache_dir or os.path.join(args.output_dir, '.cache')}."
+        )
     return split_records(kept, args.validation_fraction, args.seed), stats, report.as_dict()
 
 
