@@ -110,6 +110,12 @@ def test_evaluate_cli_writes_every_result_and_a_rerun_pays_nothing(tiny_model, t
     assert sum(p["total"] for p in results["probes"].values()) == 30
     assert len([s for s in samples if s.get("probe")]) == 30
     assert (folder / "gpt_eval.png").read_bytes()[:8] == PNG
+    # the model card of `tinystories push model ... --eval_results results.json` reads these very results
+    from tinystories.hub import load_eval_results, render_model_card
+
+    card = render_model_card(tiny_model, load_eval_results([str(folder / "results.json")]))
+    metrics = {m["type"]: m["value"] for m in card.data.to_dict()["model-index"][0]["results"][0]["metrics"]}
+    assert metrics["grammar"] == pytest.approx(scores["grammar"], abs=0.01) and metrics["creativity"] == 4.0
     for path in folder.rglob("*"):  # the API key reaches no output
         if path.is_file():
             assert b"SECRET-never-written" not in path.read_bytes(), path
