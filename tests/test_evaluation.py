@@ -271,3 +271,31 @@ def test_diversity_check_on_cut_training_stories(tiny_model, tmp_path):
         values = saved["report"][measure]
         assert len(values) == 12 and all(0.0 <= v <= 1.0 for v in values)
     assert (folder / "diversity.png").read_bytes()[:8] == PNG
+
+
+def test_completions_are_reused_only_for_the_same_weights(tiny_model, tmp_path, capsys):
+    from tinystories.evaluation import run
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    with FakeOpenAIServer(responder=judge) as server:
+        args = EvaluateArguments(
+            model_name_or_path=str(model),
+            judge_model="fake-judge",
+            base_url=server.base_url.replace("http://", "http://user:pass@"),
+            max_prompts=1,
+            num_completions=2,
+            max_new_tokens=8,
+            probes=False,
+            output_dir=str(tmp_path / "eval"),
+            progress=False,
+        )
+        (first,) = run(args)
+        (second,) = run(args)
+        assert "Reusing the 2 completions" in capsys.readouterr().out
+        weights = model / "model.safetensors"
+        os.utime(weights, (weights.stat().st_atime, weights.stat().st_mtime + 10))  # retrained in place
+        run(args)
+        assert "Reusing" not in capsys.readouterr().out
+    assert second["usage"]["requests_sent"] == 0 and first["usage"]["requests_sent"] == 4
+    assert "user" not in first["base_url"] and "pass" not in json.dumps(first)

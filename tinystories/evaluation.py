@@ -108,8 +108,21 @@ class EvaluateArguments:
             raise ValueError(f"config_name must be one of {', '.join(CONFIGS)}, got {self.config_name!r}")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
-        if self.num_completions < 1:
-            raise ValueError(f"num_completions must be at least 1, got {self.num_completions}")
+        self.sampling()  # checks num_completions, temperature, top_p, max_new_tokens, batch_size
+
+    def sampling(self, **overrides: Any):
+        """The model's sampling settings (``tinystories.sampling.SamplingSettings``)."""
+        from .sampling import SamplingSettings
+
+        settings = dict(
+            num_completions=self.num_completions,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_new_tokens=self.max_new_tokens,
+            batch_size=self.batch_size,
+            seed=self.seed,
+        )
+        return SamplingSettings(**{**settings, **overrides})
 
     def judge_settings(self) -> dict[str, Any]:
         """The GPT-Eval metric's settings (``evaluate.load`` keyword arguments)."""
@@ -203,9 +216,35 @@ def _load(args: EvaluateArguments, name_or_path: str):
     return model, tokenizer
 
 
-def _sampling_fingerprint(args: EvaluateArguments, name_or_path: str, prompts: list[dict]) -> dict[str, Any]:
+def _weights_fingerprint(name_or_path: str, model) -> Any:
+    """What identifies the weights: the files' sizes and times in a folder, the commit of a Hub model."""
+    if os.path.isdir(name_or_path):
+        return sorted(
+            (name, os.path.getsize(path), int(os.path.getmtime(path)))
+            for name in os.listdir(name_or_path)
+            if name.endswith((".safetensors", ".bin")) and os.path.isfile(path := os.path.join(name_or_path, name))
+        )
+    return getattr(model.config, "_commit_hash", None)
+
+
+def _public_url(url: str | None) -> str | None:
+    """``url`` without any ``user:password@`` part (results are meant to be shared)."""
+    if not url:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return (
+        urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+        if (parts.username or parts.password)
+        else url
+    )
+
+
+def _sampling_fingerprint(args: EvaluateArguments, name_or_path: str, model, prompts: list[dict]) -> dict[str, Any]:
     return {
         "model_name_or_path": name_or_path,
+        "weights": _weights_fingerprint(name_or_path, model),
         "prompts": [p["prompt"] for p in prompts],
         "num_completions": args.num_completions,
         "temperature": args.temperature,
@@ -219,10 +258,10 @@ def _sampling_fingerprint(args: EvaluateArguments, name_or_path: str, prompts: l
 
 def completions_for(args, name_or_path, model, tokenizer, prompts, folder) -> list[list[str]]:
     """Sampled completions, or those of a previous run with the same settings (``completions.jsonl``)."""
-    from .sampling import SamplingSettings, sample_completions
+    from .sampling import sample_completions
 
     path = os.path.join(folder, "completions.jsonl")
-    fingerprint = _sampling_fingerprint(args, name_or_path, prompts)
+    fingerprint = json.loads(json.dumps(_sampling_fingerprint(args, name_or_path, model, prompts)))
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as f:
             lines = [json.loads(line) for line in f if line.strip()]
@@ -234,16 +273,8 @@ def completions_for(args, name_or_path, model, tokenizer, prompts, folder) -> li
                 for row in rows:
                     completions[row["prompt_index"]][row["k"]] = row["completion"]
                 return completions
-    settings = SamplingSettings(
-        num_completions=args.num_completions,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        max_new_tokens=args.max_new_tokens,
-        batch_size=args.batch_size,
-        seed=args.seed,
-    )
     completions = sample_completions(
-        model, tokenizer, [p["prompt"] for p in prompts], settings, progress=args.progress, desc="completions"
+        model, tokenizer, [p["prompt"] for p in prompts], args.sampling(), progress=args.progress, desc="completions"
     )
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -281,7 +312,7 @@ def run_diversity(args: EvaluateArguments, model, tokenizer, folder: str) -> dic
     completions and the closest training story; ``diversity.json`` and ``diversity.png``."""
     from .data import load_data_file
     from .diversity import cut_story, diversity_report, plot_diversity
-    from .sampling import SamplingSettings, sample_completions
+    from .sampling import sample_completions
 
     stories = [s for s in load_data_file(args.diversity_file)["text"] if s and s.strip()]
     if args.diversity_max_train_stories:
@@ -289,16 +320,13 @@ def run_diversity(args: EvaluateArguments, model, tokenizer, folder: str) -> dic
     rng = random.Random(args.seed)
     chosen = sorted(rng.sample(range(len(stories)), min(args.diversity_num_stories, len(stories))))
     cuts = [cut_story(stories[i], rng) for i in chosen]
-    settings = SamplingSettings(
-        num_completions=1,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        max_new_tokens=args.max_new_tokens,
-        batch_size=args.batch_size,
-        seed=args.seed,
-    )
     outputs = sample_completions(
-        model, tokenizer, [b for b, _ in cuts], settings, progress=args.progress, desc="diversity"
+        model,
+        tokenizer,
+        [b for b, _ in cuts],
+        args.sampling(num_completions=1),
+        progress=args.progress,
+        desc="diversity",
     )
     completions = [texts[0] for texts in outputs]
     report = diversity_report(
@@ -351,15 +379,18 @@ def evaluate_model(args: EvaluateArguments, name_or_path: str, prompts: list[dic
     completions = completions_for(args, name_or_path, model, tokenizer, prompts, folder)
     probes, probe_records = run_probes(args, model, tokenizer) if args.probes else ({}, [])
     diversity = run_diversity(args, model, tokenizer, folder) if args.diversity_file else None
+    num_parameters = count_parameters(model)
+    del model  # grading needs no model: free its memory for the judge's (possibly long) run
     scores, samples = grade_completions(args, prompts, completions)
     usage = scores.pop("usage")
     settings = {k: v for k, v in asdict(args).items() if k not in ("model_name_or_path", "prices")}
+    settings["base_url"] = _public_url(settings["base_url"])
     results: dict[str, Any] = {
         "model_name_or_path": name_or_path,
-        "num_parameters": count_parameters(model),
+        "num_parameters": num_parameters,
         "config_name": args.config_name,
         "judge_model": args.judge_model,
-        "base_url": args.base_url or os.environ.get("OPENAI_BASE_URL"),
+        "base_url": _public_url(args.base_url or os.environ.get("OPENAI_BASE_URL")),
         "num_prompts": len(prompts),
         "num_completions": args.num_completions,
         "scores": scores,
@@ -387,7 +418,6 @@ def evaluate_model(args: EvaluateArguments, name_or_path: str, prompts: list[dic
     with open(os.path.join(folder, "results.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2, ensure_ascii=False)
     _print_summary(results)
-    del model
     return results
 
 
