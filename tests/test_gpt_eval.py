@@ -209,6 +209,8 @@ def test_json_reply_weighted_grades_find_their_tokens():
     logprobs = chat_logprobs(reply, {"1": {"4": 0.5, "3": 0.5}})
     assert weighted_grades(logprobs, spans)["creativity"] == pytest.approx(3.5)
     assert weighted_grades(None, spans) == {}
+    assert weighted_grades(logprobs, spans, reply)["creativity"] == pytest.approx(3.5)
+    assert weighted_grades(logprobs, spans, " " + reply) == {}  # tokens that do not spell the reply: not used
     split = chat_logprobs(reply, {})  # a tokenizer that writes 9 as "0" + "9": no weighted grade, never a wrong one
     first = next(i for i, t in enumerate(split["content"]) if t["token"].strip() == "9")
     split["content"][first : first + 1] = [

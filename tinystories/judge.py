@@ -140,13 +140,14 @@ def parse_grades(text: str, axes: tuple[str, ...] = AXES["default"]) -> dict[str
     return located[0] if located else None
 
 
-def weighted_grades(logprobs: dict[str, Any] | None, spans: dict[str, int]) -> dict[str, Any]:
+def weighted_grades(logprobs: dict[str, Any] | None, spans: dict[str, int], text: str | None = None) -> dict[str, Any]:
     """The probability-weighted grade of each axis from the reply's chat ``logprobs``.
 
     For the token where an axis' grade starts, the alternatives in ``top_logprobs`` that are whole grades (0-10)
     give ``sum p(s) * s / sum p(s)``; ``{axis}_mass`` is ``sum p(s)``, the share of the judge's probability that
     fell on readable grades. Axes whose token cannot be found (no logprobs, a grade split over several tokens that
-    do not line up with the text) are left out, never guessed.
+    do not line up with the text) are left out, never guessed. With ``text`` (the reply the spans were read from),
+    an axis counts only if the tokens spell exactly that text up to its grade.
     """
     content = (logprobs or {}).get("content") or []
     if not content or not spans:
@@ -165,14 +166,17 @@ def weighted_grades(logprobs: dict[str, Any] | None, spans: dict[str, int]) -> d
         written = re.match(r"\d+(?:\.\d+)?", text_of_tokens[position:])
         if not written or (token.get("token") or "").strip() != written.group(0):
             continue  # the grade is not one whole token ("1" + "0"): no weighted grade rather than a wrong one
+        end = position + len(written.group(0))
+        if text is not None and text_of_tokens[:end] != text[:end]:
+            continue  # the tokens do not spell the reply the grade was read from
         alternatives = token.get("top_logprobs") or [{"token": token.get("token"), "logprob": token.get("logprob")}]
         numerator = mass = 0.0
         for alternative in alternatives:
-            text = (alternative.get("token") or "").strip()
-            if not re.fullmatch(r"\d{1,2}", text) or int(text) > 10 or alternative.get("logprob") is None:
+            score = (alternative.get("token") or "").strip()
+            if not re.fullmatch(r"\d{1,2}", score) or int(score) > 10 or alternative.get("logprob") is None:
                 continue
             p = math.exp(alternative["logprob"])
-            numerator += p * int(text)
+            numerator += p * int(score)
             mass += p
         if mass > 0:
             out[axis] = numerator / mass
@@ -306,7 +310,7 @@ def grade(
             if located is not None:
                 records[i]["grades"] = located[0]
                 choice = ((reply.response or {}).get("choices") or [{}])[0]
-                records[i]["weighted_grades"] = weighted_grades(choice.get("logprobs"), located[1])
+                records[i]["weighted_grades"] = weighted_grades(choice.get("logprobs"), located[1], reply.text)
                 continue
             records[i]["error"] = "unparseable grades"
             dialogues[i] = dialogues[i] + [
