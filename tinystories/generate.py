@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 from .engine import EngineConfig, LLMEngine
 from .filters import FilterConfig, filter_stories, missing_words
+from .hub import card_template  # the Jinja card templates of hub_cards/ (hub imports generate lazily, no cycle)
 from .instruct import instruct_example, summary_messages
 from .prompts import TEMPLATES, PromptSampler
 from .vocabulary import Vocabulary, load_vocabulary
@@ -209,13 +210,6 @@ def size_category(rows: int) -> str:
         if rows < 10 ** (i + 4):
             return f"{bounds[i]}<n<{upper}"
     return "n>1T"
-
-
-def card_template(name: str) -> str:
-    """Text of a Jinja card template of ``hub_cards/`` (installed as ``tinystories.hub_cards``)."""
-    from .hub import card_template as read_template
-
-    return read_template(name)
 
 
 def write_card(args: GenerateArguments, counts: list[dict], stats: dict, report: dict) -> None:

@@ -2,20 +2,24 @@
 
     tinystories push model runs/33m me/tinystories-33m --eval_results outputs/gpt_eval/runs--33m/results.json
     tinystories push dataset data/tinystories-gpt-4o-mini me/tinystories-gpt-4o-mini --private
-    tinystories push metric - me/gpt_eval          # '-' is the GPT-Eval module bundled with the package
+    tinystories push metric - me/gpt_eval --space_requirement "tinystories @ git+https://github.com/OWNER/tinystories"
 
 Cards are Jinja templates of ``hub_cards/`` (installed as ``tinystories.hub_cards``) rendered with huggingface_hub's
 ``ModelCard`` / ``DatasetCard`` / ``SpaceCard``, so their YAML is what the Hub validates: the model card's
 ``model-index`` holds the GPT-Eval scores, the dataset card keeps the ``configs`` that ``load_dataset`` reads.
-A push is ``HfApi.create_repo(exist_ok=True)`` (+ ``create_branch`` for ``--revision``) and one ``upload_folder``
-that skips checkpoints, optimizer states, request caches, ``.env`` files, SQLite files, logs and
-``training_args.bin`` (a pickle that can hold ``hub_token``). The token comes from ``HF_TOKEN`` or ``hf auth login``
-and is never written to any file. ``--dry_run`` renders the card and lists the files without any network access.
+A push is ``HfApi.create_repo(exist_ok=True)`` (with ``--private``, a check that an existing repository is private:
+its visibility is never changed), ``create_branch`` for ``--revision``, and one ``create_commit`` of the folder's
+files, skipping checkpoints, optimizer states, request caches, ``.env`` files, SQLite files, logs and
+``training_args.bin`` (a pickle that can hold ``hub_token``). What the push adds or changes is uploaded from memory
+and never written into PATH: the rendered ``README.md``, ``recipe.yaml`` with local paths reduced to their names,
+the ``--eval_results`` files. The token comes from ``HF_TOKEN`` or ``hf auth login`` and is never written to any
+file. ``--dry_run`` renders the card and lists the files without any network access.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -26,26 +30,36 @@ import sys
 import tempfile
 from typing import Any
 
+logger = logging.getLogger("tinystories.hub")
+
 KINDS = ("model", "dataset", "metric")
 #: The Hub repository type of each kind: a metric is published as a Gradio Space.
 REPO_TYPES = {"model": "model", "dataset": "dataset", "metric": "space"}
 HUB = "https://huggingface.co"
 
-#: Written by ``tinystories train``: the resolved recipe of the run (what the card's recipe table shows).
+#: Written by ``tinystories train`` (which imports these names from here): the resolved recipe of the run (what the
+#: card's recipe table shows) and its metrics (eval loss, tokens, sample story, the Hub ids and validation source).
 RECIPE_FILE = "recipe.yaml"
 RESULTS_FILE = "all_results.json"
-#: GPT-Eval results picked up from the model folder (``results.json`` of ``tinystories evaluate``, copied there).
+#: GPT-Eval results picked up from the model folder (``results.json`` of ``tinystories evaluate``, copied there);
+#: one ``--eval_results`` file is uploaded under this name, several as ``gpt_eval_results_<config>_<judge>.json``.
 GPT_EVAL_FILE = "gpt_eval_results.json"
 #: ``PATH`` of ``push metric`` meaning the GPT-Eval module bundled with the package.
 BUNDLED_METRIC = ("-", "default", "gpt_eval")
+#: What ``--space_requirement`` looks like: tinystories is not on PyPI, so a bare ``tinystories`` line would not build.
+SPACE_REQUIREMENT_EXAMPLE = "tinystories @ git+https://github.com/OWNER/tinystories"
 
-MODEL_TAGS = ["tinystories", "gpt-neo", "text-generation"]
+#: Tags of every model card; the architecture's tag (``gpt-neo``, or the ``model_type``) goes after the first.
+MODEL_TAGS = ["tinystories", "text-generation"]
 GPT_EVAL_DATASET_TYPE = "tinystories-gpt-eval"
 GPT_EVAL_DATASET_NAMES = {
     "default": "TinyStories GPT-Eval story beginnings",
     "instruct": "TinyStories GPT-Eval instructions",
 }
 GPT_EVAL_AXES = ("grammar", "creativity", "consistency", "plot")
+#: The ``source`` of the GPT-Eval ``model-index`` entries: the protocol is the paper's, run by ``tinystories evaluate``.
+GPT_EVAL_SOURCE_NAME = "tinystories evaluate (GPT-Eval)"
+GPT_EVAL_SOURCE_URL = "https://arxiv.org/abs/2305.07759"
 
 # fnmatch patterns on paths relative to the folder ('*' also matches '/'; a trailing '/' means the whole folder)
 COMMON_IGNORE_PATTERNS = [
@@ -80,7 +94,8 @@ DATASET_IGNORE_PATTERNS = COMMON_IGNORE_PATTERNS
 
 
 class PushError(ValueError):
-    """A push that cannot run: a PATH that is not a folder of its kind, unreadable results, no token."""
+    """A push that cannot run: a PATH that is not a folder of its kind, unreadable results, no token, a public
+    repository asked to be private."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -139,6 +154,65 @@ def training_sources(model_args, data_args) -> dict[str, Any]:
         if repo and repo not in datasets:
             datasets.append(repo)
     return {"base_model": base if base and not os.path.exists(base) else None, "datasets": datasets}
+
+
+def validation_source(data_args, validation) -> dict[str, Any]:
+    """Where the validation stories of a run came from, recorded in ``all_results.json`` for the model card:
+    ``{"kind": "file"}`` (``validation_file``), ``{"kind": "split", "split": name}`` (the dataset's own split),
+    ``{"kind": "held_out", "percentage": p}`` (carved from train with ``validation_split_percentage``), or
+    ``{"kind": "unknown"}``. ``validation`` is the loaded validation ``Dataset``: a split carved from train keeps
+    the name ``train``."""
+    if data_args.validation_file:
+        return {"kind": "file"}
+    split = getattr(validation, "split", None)
+    if not data_args.dataset_name or (split is not None and str(split) == "train"):
+        return {"kind": "held_out", "percentage": data_args.validation_split_percentage}
+    if split is not None:
+        return {"kind": "split", "split": str(split)}
+    return {"kind": "unknown"}  # a save_to_disk folder without split names
+
+
+def _looks_like_hub_id(value: str) -> bool:
+    """``owner/name`` or ``name`` that is not a path on this machine (``hf://`` URLs count as Hub references)."""
+    if "://" in value:
+        return True
+    if os.path.isabs(value) or value.startswith((".", "~")) or "\\" in value or os.path.exists(value):
+        return False
+    return re.fullmatch(r"[\w.-]+(/[\w.-]+)?", value) is not None
+
+
+#: Recipe keys that are always local paths (unless an ``hf://`` or other URL).
+_LOCAL_PATH_KEYS = ("output_dir", "logging_dir", "cache_dir", "train_file", "validation_file", "deepspeed")
+
+
+def sanitize_recipe(recipe: dict[str, Any], results: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A copy of ``recipe`` fit to publish: local filesystem paths (``output_dir``, data files, a local model,
+    tokenizer or dataset folder, any absolute path) reduced to their basename; Hub ids and ``hf://`` URLs are kept.
+
+    ``results`` (``all_results.json``) says which ``model_name_or_path``/``dataset_name`` were Hub ids when
+    training ran (``base_model``, ``datasets``); without it a value that is no local path and reads like
+    ``owner/name`` is taken for a Hub id."""
+    results = results or {}
+
+    def hub_reference(key: str, value: str) -> bool:
+        if "://" in value:
+            return True
+        if key in _LOCAL_PATH_KEYS:
+            return False
+        if key == "model_name_or_path" and "base_model" in results:
+            return value == results["base_model"]
+        if key == "dataset_name" and "datasets" in results:
+            return value in (results["datasets"] or [])
+        if key in ("model_name_or_path", "tokenizer_name_or_path", "dataset_name"):
+            return _looks_like_hub_id(value)
+        return not (os.path.isabs(value) or value.startswith("~"))  # other keys: only absolute paths are paths
+
+    clean = {}
+    for key, value in recipe.items():
+        if isinstance(value, str) and value and not hub_reference(key, value):
+            value = os.path.basename(value.rstrip("/\\")) or value
+        clean[key] = value
+    return clean
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -222,35 +296,78 @@ def _load_recipe(model_dir: str) -> dict[str, Any]:
         return yaml.safe_load(f) or {}
 
 
-def load_eval_results(paths: list[str]) -> list[dict[str, Any]]:
-    """GPT-Eval ``results.json`` files (of ``tinystories evaluate``), one per config (a later file wins)."""
-    by_config: dict[str, dict[str, Any]] = {}
+def published_recipe(model_dir: str, results: dict[str, Any] | None = None) -> tuple[dict[str, Any], bytes | None]:
+    """The recipe as published: ``sanitize_recipe`` of ``model_dir/recipe.yaml``, and the bytes to upload as
+    ``recipe.yaml`` when that changed anything (None: the folder's file goes as is). The folder's file is not
+    touched."""
+    recipe = _load_recipe(model_dir)
+    clean = sanitize_recipe(recipe, results)
+    if clean == recipe:
+        return recipe, None
+    import yaml
+
+    with open(os.path.join(model_dir, RECIPE_FILE), encoding="utf-8") as f:
+        header = "".join(line for line in f if line.startswith("#"))
+    header += "# Local paths are reduced to their names (tinystories push): point them at your own files.\n"
+    return clean, (header + yaml.safe_dump(clean, sort_keys=False, allow_unicode=True)).encode("utf-8")
+
+
+def eval_result_key(result: dict[str, Any]) -> tuple[str, str]:
+    """What one GPT-Eval result stands for: ``(config_name, judge_model)``."""
+    return result.get("config_name") or "default", result.get("judge_model") or "unknown judge"
+
+
+def _read_eval_result(path: str) -> tuple[dict[str, Any], bytes]:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        results = json.loads(raw)
+    except FileNotFoundError:
+        raise PushError(f"--eval_results: {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PushError(f"--eval_results: {path} is not JSON ({e})") from None
+    scores = results.get("scores") if isinstance(results, dict) else None
+    if not isinstance(scores, dict) or not all(isinstance(scores.get(a), (int, float)) for a in GPT_EVAL_AXES[:3]):
+        raise PushError(
+            f"--eval_results: {path} is not a GPT-Eval results.json of tinystories evaluate "
+            "(needs scores.grammar, scores.creativity and scores.consistency)"
+        )
+    return results, raw
+
+
+def _load_eval_files(paths: list[str]) -> list[tuple[str, dict[str, Any], bytes]]:
+    """``(path, results, file bytes)`` of GPT-Eval results files, one per (config, judge): a later file wins."""
+    by_key: dict[tuple[str, str], tuple[str, dict[str, Any], bytes]] = {}
     for path in paths:
-        try:
-            with open(path, encoding="utf-8") as f:
-                results = json.load(f)
-        except FileNotFoundError:
-            raise PushError(f"--eval_results: {path} does not exist") from None
-        except json.JSONDecodeError as e:
-            raise PushError(f"--eval_results: {path} is not JSON ({e})") from None
-        scores = results.get("scores") if isinstance(results, dict) else None
-        if not isinstance(scores, dict) or not all(isinstance(scores.get(a), (int, float)) for a in GPT_EVAL_AXES[:3]):
-            raise PushError(
-                f"--eval_results: {path} is not a GPT-Eval results.json of tinystories evaluate "
-                "(needs scores.grammar, scores.creativity and scores.consistency)"
-            )
-        by_config[results.get("config_name") or "default"] = results
-    return [by_config[c] for c in sorted(by_config, key=lambda c: (c != "default", c))]
+        results, raw = _read_eval_result(path)
+        by_key[eval_result_key(results)] = (path, results, raw)
+    return [by_key[k] for k in sorted(by_key, key=lambda k: (k[0] != "default", k))]
+
+
+def load_eval_results(paths: list[str]) -> list[dict[str, Any]]:
+    """GPT-Eval ``results.json`` files (of ``tinystories evaluate``), one per config and judge (a later file for
+    the same config and judge wins); the default config first."""
+    return [results for _, results, _ in _load_eval_files(paths)]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "unknown"
+
+
+def eval_results_file_name(result: dict[str, Any]) -> str:
+    """``gpt_eval_results_<config>_<judge slug>.json``: the name of one of several uploaded GPT-Eval results."""
+    config, judge = eval_result_key(result)
+    return f"gpt_eval_results_{_slug(config)}_{_slug(judge)}.json"
 
 
 def gpt_eval_metrics(results: list[dict[str, Any]]) -> list:
-    """``EvalResult`` entries of the card's ``model-index``: one per GPT-Eval axis and config."""
+    """``EvalResult`` entries of the card's ``model-index``: one per GPT-Eval axis, config and judge, with
+    ``tinystories evaluate (GPT-Eval)`` as their source."""
     from huggingface_hub import EvalResult
 
     entries = []
     for result in results:
-        config = result.get("config_name") or "default"
-        judge = result.get("judge_model") or "unknown judge"
+        config, judge = eval_result_key(result)
         scores = result["scores"]
         for axis in GPT_EVAL_AXES:
             if isinstance(scores.get(axis), (int, float)):
@@ -264,6 +381,8 @@ def gpt_eval_metrics(results: list[dict[str, Any]]) -> list:
                         metric_type=axis,
                         metric_value=round(float(scores[axis]), 2),
                         metric_name=f"GPT-Eval {axis} (judge: {judge})",
+                        source_name=GPT_EVAL_SOURCE_NAME,
+                        source_url=GPT_EVAL_SOURCE_URL,
                     )
                 )
     return entries
@@ -327,12 +446,50 @@ def _training_data_text(recipe: dict[str, Any], results: dict[str, Any], dataset
             f"{results['train_stories']:,} training stories, packed with an end-of-story token between them into "
             f"{results.get('train_blocks', 0):,} blocks of {results.get('block_size', '?')} tokens."
         )
-    if sources:
+    source = results.get("validation_source") or {}
+    if source.get("kind") == "split":
+        lines.append(f"Validation: the data's `{source.get('split')}` split.")
+    elif source.get("kind") == "held_out":
+        lines.append(
+            f"Validation: {_fmt_number(source.get('percentage', 5))}% of the training stories, held out (the data has "
+            "no validation split)."
+        )
+    elif sources and source.get("kind") != "file":  # not recorded (a folder of an older tinystories)
         lines.append(
             "Validation: the data's validation split, or "
             f"{recipe.get('validation_split_percentage', 5)}% of the training stories held out when it has none."
         )
     return " ".join(lines)
+
+
+def _eval_loss_result(eval_loss: float, results: dict[str, Any], recipe: dict[str, Any], dataset: str):
+    """The ``model-index`` entry of the eval loss on the Hub dataset ``dataset``, named after where validation
+    came from; None when it was not that dataset (a validation file of elsewhere)."""
+    from huggingface_hub import EvalResult
+
+    source = results.get("validation_source") or {}
+    kind, split = source.get("kind"), None
+    if kind == "split":
+        split, name = source.get("split"), "Eval loss"
+    elif kind == "held_out":
+        name = f"Eval loss ({_fmt_number(source.get('percentage', 5))}% of the train split held out)"
+    elif kind == "file":
+        if hub_dataset_of_file(recipe.get("validation_file")) != dataset:
+            return None
+        name = "Eval loss (validation file)"
+    else:
+        name = "Eval loss (validation stories; their source was not recorded)"
+    return EvalResult(
+        task_type="text-generation",
+        task_name="Text Generation",
+        dataset_type=dataset,
+        dataset_name=dataset,
+        dataset_config=recipe.get("dataset_config_name"),
+        dataset_split=split,
+        metric_type="loss",
+        metric_value=round(float(eval_loss), 4),
+        metric_name=name,
+    )
 
 
 def _fmt_number(value: Any) -> str:
@@ -413,6 +570,27 @@ def _safe_block(text: str) -> str:
     return text.replace("```", "'''").strip()
 
 
+#: Generic architecture rows of a non-GPT-Neo ``config.json``: (label, the keys that may hold it).
+_GENERIC_ARCHITECTURE = (
+    ("hidden size", ("hidden_size", "n_embd", "d_model")),
+    ("layers", ("num_hidden_layers", "n_layer", "num_layers")),
+    ("attention heads", ("num_attention_heads", "n_head", "num_heads")),
+    ("vocabulary", ("vocab_size",)),
+    ("positions", ("max_position_embeddings", "n_positions", "n_ctx")),
+)
+
+
+def _generic_architecture(config: dict[str, Any], parameters: int | None) -> list[tuple[str, str]]:
+    rows = [("model type", f"`{config.get('model_type')}`")]
+    for label, keys in _GENERIC_ARCHITECTURE:
+        value = next((config[k] for k in keys if config.get(k) is not None), None)
+        if value is not None:
+            rows.append((label, _fmt_number(value)))
+    if parameters:
+        rows.append(("parameters", _fmt_number(parameters)))
+    return rows
+
+
 def render_model_card(
     model_dir: str,
     eval_results: list[dict[str, Any]] | None = None,
@@ -422,21 +600,47 @@ def render_model_card(
     tags: list[str] | None = None,
     base_model: str | None = None,
     datasets: list[str] | None = None,
+    revision: str | None = None,
 ):
     """The model card (``hub_cards/model_card.md``) of a ``tinystories train`` output folder.
 
-    Reads ``config.json`` (architecture, preset), ``all_results.json`` (eval loss, tokens, sample story, the Hub
-    ids trained from), ``recipe.yaml`` (the recipe) and the weights' headers (parameters). ``eval_results`` are
-    GPT-Eval ``results.json`` contents (``load_eval_results``): they become the ``model-index`` and a table.
-    ``base_model``/``datasets`` override what training recorded.
+    Reads ``config.json`` (architecture: the GPT-Neo table and preset for ``gpt_neo``, a generic table for any other
+    ``model_type``), ``all_results.json`` (eval loss and where validation came from, tokens, sample story, the Hub
+    ids trained from), ``recipe.yaml`` (the recipe, local paths reduced to their names) and the weights' headers
+    (parameters). ``eval_results`` are GPT-Eval ``results.json`` contents (``load_eval_results``): they become the
+    ``model-index`` and a table. ``base_model``/``datasets`` override what training recorded; ``revision`` (a
+    branch) goes into the usage snippets.
     """
+    check_model_folder(model_dir)
+    return _model_card(
+        model_dir,
+        eval_results,
+        repo_id,
+        license=license,
+        tags=tags,
+        base_model=base_model,
+        datasets=datasets,
+        revision=revision,
+    )
+
+
+def _model_card(
+    model_dir: str,
+    eval_results: list[dict[str, Any]] | None,
+    repo_id: str | None,
+    *,
+    license: str,
+    tags: list[str] | None,
+    base_model: str | None,
+    datasets: list[str] | None,
+    revision: str | None,
+):
     from huggingface_hub import ModelCard, ModelCardData
 
-    check_model_folder(model_dir)
     config = _read_json(os.path.join(model_dir, "config.json"))
     adapter = _read_json(os.path.join(model_dir, "adapter_config.json"))
     results = _read_json(os.path.join(model_dir, RESULTS_FILE)) or {}
-    recipe = _load_recipe(model_dir)
+    recipe, sanitized = published_recipe(model_dir, results)
     eval_results = eval_results or []
 
     base_model = base_model or results.get("base_model")
@@ -448,11 +652,18 @@ def render_model_card(
                 datasets.append(repo)
     model_name = (repo_id or os.path.basename(os.path.abspath(model_dir))).split("/")[-1]
 
-    architecture, architecture_note = [], ""
-    preset = "custom"
+    model_type = (config or {}).get("model_type")
+    gpt_neo = bool(config) and model_type in (None, "gpt_neo")
+    architecture, architecture_rows, architecture_note = [], [], ""
+    preset, arch_tag, model_kind, model_class, parameters = "custom", None, "language model", None, None
     if config:
-        preset = find_preset(config)
         parameters = count_saved_parameters(model_dir) or results.get("num_parameters")
+        model_class = (config.get("architectures") or [None])[0]
+    if gpt_neo:
+        arch_tag = "gpt-neo"
+        model_kind = "GPT-Neo language model"
+        model_class = model_class or "GPTNeoForCausalLM"
+        preset = find_preset(config)
         architecture.append(
             {
                 "preset": f"`{preset}`" if preset != "custom" else "custom",
@@ -476,12 +687,22 @@ def render_model_card(
             architecture_note = "A custom shape (none of the paper's presets)."
         if "local" in _attention_layers(config):
             architecture_note += f" Local layers attend to the previous {config.get('window_size')} tokens."
+    elif config:
+        arch_tag = str(model_type).replace("_", "-")
+        model_kind = f"`{model_type}` language model"
+        architecture_rows = _generic_architecture(config, parameters)
+        architecture_note = f"A `{model_type}` model, not one of the paper's presets."
     elif adapter:
         architecture_note = (
             f"LoRA adapters (r {adapter.get('r')}, alpha {adapter.get('lora_alpha')}, modules "
             f"{', '.join(sorted(adapter.get('target_modules') or []))}) for the base model "
             f"`{adapter.get('base_model_name_or_path')}`: load them with peft."
         )
+    checkpoint_text = (
+        f"It is a stock `{model_class}` checkpoint: plain `transformers` loads it, without `tinystories`."
+        if model_class
+        else "Plain `transformers` loads it, without `tinystories`."
+    )
 
     eval_loss = results.get("eval_loss")
     if isinstance(eval_loss, (int, float)):
@@ -492,32 +713,19 @@ def render_model_card(
             "tokenizer (the paper: 1.33-1.38 at width 768 with 2 layers, GPT-Neo's tokenizer)."
         )
     else:
-        eval_loss_text = "No eval loss was recorded (no `all_results.json`)."
+        eval_loss_text = f"No eval loss was recorded (no `{RESULTS_FILE}`)."
 
     model_index = gpt_eval_metrics(eval_results)
     if isinstance(eval_loss, (int, float)) and len(datasets) == 1:
-        from huggingface_hub import EvalResult
-
-        model_index.insert(
-            0,
-            EvalResult(
-                task_type="text-generation",
-                task_name="Text Generation",
-                dataset_type=datasets[0],
-                dataset_name=datasets[0],
-                dataset_config=recipe.get("dataset_config_name"),
-                dataset_split="validation",
-                metric_type="loss",
-                metric_value=round(float(eval_loss), 4),
-                metric_name="Eval loss",
-            ),
-        )
-    all_tags = list(MODEL_TAGS)
+        loss_result = _eval_loss_result(eval_loss, results, recipe, datasets[0])
+        if loss_result is not None:
+            model_index.insert(0, loss_result)
+    all_tags = MODEL_TAGS[:1] + ([arch_tag] if arch_tag else []) + MODEL_TAGS[1:]
     if preset != "custom":
         all_tags.append(f"tinystories-{preset}")
     if eval_results:
         all_tags.append("gpt-eval")
-    all_tags += tags or []
+    all_tags += [t for t in tags or [] if t not in all_tags]
     card_data = ModelCardData(
         language="en",
         license=license,
@@ -530,17 +738,25 @@ def render_model_card(
         eval_results=model_index or None,
     )
     sample_prompt = recipe.get("sample_prompt", "Once upon a time")
+    revision = revision if revision and revision != "main" else None
     return ModelCard.from_template(
         card_data,
         template_str=card_template("model_card.md"),
         model_name=model_name,
+        model_kind=model_kind,
+        checkpoint_text=checkpoint_text,
         repo_id=repo_id or os.path.abspath(model_dir),
+        revision=revision,
+        revision_arg=f", revision={json.dumps(revision)}" if revision else "",
+        gpt_neo=gpt_neo,
         architecture=architecture,
+        architecture_rows=architecture_rows,
         architecture_note=architecture_note,
         training_data=_training_data_text(recipe, results, datasets),
         recipe_rows=_recipe_rows(recipe, results, base_model),
         recipe_note=(
-            f"The full recipe is `{RECIPE_FILE}` in this repository: `tinystories train {RECIPE_FILE}` runs it again."
+            f"The full recipe is `{RECIPE_FILE}` in this repository: `tinystories train {RECIPE_FILE}` runs it again"
+            + (" (local paths in it are reduced to their names: point them at your own files)." if sanitized else ".")
             if recipe
             else "The recipe was not recorded."
         ),
@@ -572,10 +788,13 @@ def _dataset_files_exist(dataset_dir: str, configs: list[dict[str, Any]]) -> lis
     return missing
 
 
-def render_dataset_card(dataset_dir: str, repo_id: str | None = None, license: str | None = None):
+def render_dataset_card(
+    dataset_dir: str, repo_id: str | None = None, license: str | None = None, revision: str | None = None
+):
     """The dataset card of a ``tinystories generate`` folder, rendered again from its ``generation.json`` by the
-    same code as ``generate`` (``generate.dataset_card``) with the Hub id in its examples; a folder without
-    ``generation.json`` keeps its README card. Either way the card must declare ``configs`` whose files exist."""
+    same code as ``generate`` (``generate.dataset_card``) with the Hub id in its examples (and ``revision=`` in its
+    ``load_dataset`` calls for a branch); a folder without ``generation.json`` keeps its README card. Either way
+    the card must declare ``configs`` whose files exist."""
     from huggingface_hub import DatasetCard
 
     summary_path = os.path.join(dataset_dir, "generation.json")
@@ -615,7 +834,15 @@ def render_dataset_card(dataset_dir: str, repo_id: str | None = None, license: s
             "(pass the output_dir of tinystories generate)"
         )
     check_dataset_card(dataset_dir, card)
+    if repo_id and revision and revision != "main":
+        card.text = _with_revision(card.text, repo_id, revision)
     return card
+
+
+def _with_revision(text: str, repo_id: str, revision: str) -> str:
+    """``load_dataset("repo_id"[, "config"])`` calls of a card's snippets with ``revision="..."`` added."""
+    pattern = re.compile(r'load_dataset\("' + re.escape(repo_id) + r'"((?:, "[^"]*")?)\)')
+    return pattern.sub(lambda m: f'load_dataset("{repo_id}"{m.group(1)}, revision={json.dumps(revision)})', text)
 
 
 def check_dataset_card(dataset_dir: str, card) -> None:
@@ -682,10 +909,18 @@ def render_metric_card(metric_dir: str, repo_id: str | None = None, module_file:
     )
 
 
-def stage_metric(metric_dir: str, staging_dir: str, repo_id: str, requirement: str = "tinystories") -> None:
+#: ``requirements.txt`` line of a Space staged without ``--space_requirement`` (a dry run only): a comment, so
+#: nothing named ``tinystories`` is ever installed from PyPI.
+SPACE_REQUIREMENT_PLACEHOLDER = (
+    f"# PLACEHOLDER (dry run): no --space_requirement given. The Space cannot build without a line that installs "
+    f'tinystories, e.g. "{SPACE_REQUIREMENT_EXAMPLE}"'
+)
+
+
+def stage_metric(metric_dir: str, staging_dir: str, repo_id: str, requirement: str | None = None) -> None:
     """Write the Space's files into ``staging_dir``: the module as ``<space name>.py`` (the file that
     ``evaluate.load("owner/space")`` downloads), its sibling ``.py`` files, ``README.md``, ``app.py`` and
-    ``requirements.txt``."""
+    ``requirements.txt`` (``requirement`` installs tinystories; None writes ``SPACE_REQUIREMENT_PLACEHOLDER``)."""
     name = os.path.basename(os.path.abspath(metric_dir))
     module_file = f"{repo_id.split('/')[-1]}.py"
     for entry in sorted(os.listdir(metric_dir)):
@@ -696,7 +931,7 @@ def stage_metric(metric_dir: str, staging_dir: str, repo_id: str, requirement: s
     with open(os.path.join(staging_dir, "app.py"), "w", encoding="utf-8") as f:
         f.write(_render("metric_app.py", module_file=module_file))
     with open(os.path.join(staging_dir, "requirements.txt"), "w", encoding="utf-8") as f:
-        f.write(_render("metric_requirements.txt", requirement=requirement))
+        f.write(_render("metric_requirements.txt", requirement=requirement or SPACE_REQUIREMENT_PLACEHOLDER))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -715,7 +950,8 @@ def check_model_folder(model_dir: str) -> None:
 
 
 def files_to_upload(folder: str, ignore_patterns: list[str]) -> list[str]:
-    """The paths ``upload_folder`` sends for ``folder`` with ``ignore_patterns`` (its own selection logic)."""
+    """The paths of ``folder`` that ``upload_folder`` would send with ``ignore_patterns`` (its own selection:
+    huggingface_hub's ``filter_repo_objects`` with its default ignore patterns, ``.git`` and its cache)."""
     from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS
     from huggingface_hub.utils import filter_repo_objects
 
@@ -727,6 +963,22 @@ def files_to_upload(folder: str, ignore_patterns: list[str]) -> list[str]:
     return sorted(filter_repo_objects(paths, ignore_patterns=ignore_patterns + list(DEFAULT_IGNORE_PATTERNS)))
 
 
+def plan_upload(
+    folder: str,
+    ignore_patterns: list[str],
+    files: dict[str, bytes] | None = None,
+    exclude: tuple[str, ...] = (),
+) -> dict[str, str | bytes]:
+    """What one push commits: ``{path in the repo: local path or bytes}``. The folder's files (``files_to_upload``)
+    but ``exclude``, with ``files`` (made in memory: the rendered card, a sanitized recipe...) added or replacing
+    the folder's own; nothing is written into ``folder``."""
+    plan: dict[str, str | bytes] = {
+        name: os.path.join(folder, name) for name in files_to_upload(folder, ignore_patterns) if name not in exclude
+    }
+    plan.update(files or {})
+    return dict(sorted(plan.items()))
+
+
 def require_token(token: str | None = None) -> None:
     from huggingface_hub import get_token
 
@@ -735,19 +987,19 @@ def require_token(token: str | None = None) -> None:
 
 
 def upload(
-    folder: str,
+    plan: dict[str, str | bytes],
     repo_id: str,
     repo_type: str,
     *,
-    ignore_patterns: list[str],
     private: bool = False,
     revision: str | None = None,
     commit_message: str | None = None,
     token: str | None = None,
     space_sdk: str | None = None,
 ) -> dict[str, Any]:
-    """``create_repo(exist_ok=True)``, ``create_branch`` for a revision, then one ``upload_folder``."""
-    from huggingface_hub import HfApi
+    """``create_repo(exist_ok=True)``; with ``private``, refuse an existing public repository (its visibility is
+    never changed); ``create_branch`` for a revision; then one ``create_commit`` of ``plan`` (``plan_upload``)."""
+    from huggingface_hub import CommitOperationAdd, HfApi
 
     require_token(token)
     api = HfApi(token=token)  # None: HF_TOKEN or the login's token, resolved by huggingface_hub itself
@@ -759,16 +1011,19 @@ def upload(
         **({"space_sdk": space_sdk} if space_sdk else {}),
     )
     repo_id = url.repo_id or repo_id  # a bare name is created in the token owner's namespace
+    if private and not api.repo_info(repo_id, repo_type=repo_type).private:
+        raise PushError(
+            f"{repo_id} exists and is public; --private would not make it private: change its visibility on the "
+            "Hub or drop --private"
+        )
     if revision and revision != "main":
         api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
-    files = files_to_upload(folder, ignore_patterns)
-    info = api.upload_folder(
-        repo_id=repo_id,
-        folder_path=folder,
+    info = api.create_commit(
+        repo_id,
+        [CommitOperationAdd(path_in_repo=name, path_or_fileobj=source) for name, source in plan.items()],
         repo_type=repo_type,
         revision=revision,
-        commit_message=commit_message,
-        ignore_patterns=list(ignore_patterns),
+        commit_message=commit_message or "Upload with tinystories push",
     )
     prefix = {"model": "", "dataset": "datasets/", "space": "spaces/"}[repo_type]
     tree = f"/tree/{revision}" if revision and revision != "main" else ""
@@ -777,13 +1032,48 @@ def upload(
         "repo_type": repo_type,
         "url": f"{HUB}/{prefix}{repo_id}{tree}",
         "commit_url": getattr(info, "commit_url", None),
-        "files": files,
+        "files": list(plan),
     }
 
 
-def _dry_run(folder: str, ignore_patterns: list[str], repo_id: str, repo_type: str) -> dict[str, Any]:
-    files = files_to_upload(folder, ignore_patterns)
-    return {"repo_id": repo_id, "repo_type": repo_type, "url": None, "commit_url": None, "files": files}
+def _push_or_dry_run(
+    plan: dict[str, str | bytes], repo_id: str, kind: str, card: str | None, dry_run: bool, **upload_args: Any
+) -> dict[str, Any]:
+    if dry_run:
+        result = {"repo_id": repo_id, "repo_type": REPO_TYPES[kind], "url": None, "commit_url": None}
+        result["files"] = list(plan)
+    else:
+        result = upload(plan, repo_id, REPO_TYPES[kind], **upload_args)
+    result["card"] = card
+    return result
+
+
+def _model_eval_files(
+    model_dir: str, eval_results: list[str] | None
+) -> tuple[list[dict[str, Any]], dict[str, bytes], tuple[str, ...]]:
+    """The GPT-Eval results of a model push: ``(results for the card, files to upload, folder files to leave
+    out)``. ``model_dir/gpt_eval_results.json`` counts too; the command line's files are uploaded as
+    ``gpt_eval_results.json`` when there is one (it replaces the folder's own only for the same config and judge),
+    else as ``gpt_eval_results_<config>_<judge>.json``; a folder file replaced by a later one is left out."""
+    own = os.path.join(model_dir, GPT_EVAL_FILE)
+    has_own = os.path.isfile(own)
+    given = [p for p in eval_results or [] if os.path.abspath(p) != os.path.abspath(own)]
+    entries = _load_eval_files(([own] if has_own else []) + given)
+    folder_name = os.path.basename(os.path.abspath(model_dir))
+    for path, results, _ in entries:
+        graded = str(results.get("model_name_or_path") or "").rstrip("/\\")
+        if graded and os.path.basename(graded) != folder_name:
+            logger.warning(
+                "%s graded %s, not %s (the folder pushed): is it the right results file?", path, graded, folder_name
+            )
+    from_cli = [(path, results, raw) for path, results, raw in entries if path != own]
+    own_kept = has_own and any(path == own for path, _, _ in entries)
+    exclude = () if own_kept or not has_own else (GPT_EVAL_FILE,)
+    if len(from_cli) == 1 and not own_kept:
+        files = {GPT_EVAL_FILE: from_cli[0][2]}
+    else:
+        files = {eval_results_file_name(results): raw for _, results, raw in from_cli}
+    return [results for _, results, _ in entries], files, exclude
 
 
 def push_model(
@@ -802,34 +1092,38 @@ def push_model(
     card: str = "render",
     dry_run: bool = False,
 ) -> dict[str, Any]:
-    """Render the model card into ``model_dir/README.md`` and upload the folder (no checkpoints, no optimizer
-    states, no ``training_args.bin``). ``eval_results``: GPT-Eval ``results.json`` paths; ``model_dir/
-    gpt_eval_results.json`` is used too. ``card="keep"`` uploads the folder's own README.md instead."""
+    """Upload a model folder (no checkpoints, no optimizer states, no ``training_args.bin``) with its rendered card,
+    from memory: ``model_dir`` is not written to. ``eval_results``: GPT-Eval ``results.json`` paths, uploaded with
+    the model (``model_dir/gpt_eval_results.json`` is used too); ``recipe.yaml`` goes with its local paths reduced
+    to their names. ``card="keep"`` uploads the folder's own README.md instead of the rendered card."""
     check_model_folder(model_dir)
+    results, files, exclude = _model_eval_files(model_dir, eval_results)
+    _, recipe_bytes = published_recipe(model_dir, _read_json(os.path.join(model_dir, RESULTS_FILE)))
+    if recipe_bytes is not None:
+        files[RECIPE_FILE] = recipe_bytes
+    rendered = None
     if card == "render":
-        paths = list(eval_results or [])
-        own = os.path.join(model_dir, GPT_EVAL_FILE)
-        if os.path.isfile(own) and os.path.abspath(own) not in map(os.path.abspath, paths):
-            paths.insert(0, own)
-        rendered = render_model_card(
-            model_dir,
-            load_eval_results(paths),
-            repo_id,
-            license=license,
-            tags=tags,
-            base_model=base_model,
-            datasets=datasets,
+        rendered = str(
+            _model_card(
+                model_dir,
+                results,
+                repo_id,
+                license=license,
+                tags=tags,
+                base_model=base_model,
+                datasets=datasets,
+                revision=revision,
+            )
         )
-        rendered.save(os.path.join(model_dir, "README.md"))
+        files["README.md"] = rendered.encode("utf-8")
     elif not os.path.isfile(os.path.join(model_dir, "README.md")):
         raise PushError(f"--card keep: {model_dir} has no README.md")
-    if dry_run:
-        return _dry_run(model_dir, MODEL_IGNORE_PATTERNS, repo_id, REPO_TYPES["model"])
-    return upload(
-        model_dir,
+    return _push_or_dry_run(
+        plan_upload(model_dir, MODEL_IGNORE_PATTERNS, files, exclude),
         repo_id,
-        REPO_TYPES["model"],
-        ignore_patterns=MODEL_IGNORE_PATTERNS,
+        "model",
+        rendered,
+        dry_run,
         private=private,
         revision=revision,
         commit_message=commit_message or "Upload TinyStories model with tinystories push",
@@ -849,12 +1143,15 @@ def push_dataset(
     card: str = "render",
     dry_run: bool = False,
 ) -> dict[str, Any]:
-    """Render the dataset card again (configs kept) into ``dataset_dir/README.md`` and upload the Parquet files,
-    the card and ``generation.json`` (never the request cache)."""
+    """Upload the Parquet files, ``generation.json`` and the dataset card rendered again (configs kept) from
+    memory (``dataset_dir/README.md`` is not written), never the request cache. ``card="keep"``: the folder's
+    README.md, checked to declare configs whose files exist."""
     if not os.path.isdir(dataset_dir):
         raise PushError(f"{dataset_dir} is not a folder (pass the output_dir of tinystories generate)")
+    files, rendered = {}, None
     if card == "render":
-        render_dataset_card(dataset_dir, repo_id, license).save(os.path.join(dataset_dir, "README.md"))
+        rendered = str(render_dataset_card(dataset_dir, repo_id, license, revision))
+        files["README.md"] = rendered.encode("utf-8")
     else:
         from huggingface_hub import DatasetCard
 
@@ -862,13 +1159,12 @@ def push_dataset(
         if not os.path.isfile(readme):
             raise PushError(f"--card keep: {dataset_dir} has no README.md")
         check_dataset_card(dataset_dir, DatasetCard.load(readme))
-    if dry_run:
-        return _dry_run(dataset_dir, DATASET_IGNORE_PATTERNS, repo_id, REPO_TYPES["dataset"])
-    return upload(
-        dataset_dir,
+    return _push_or_dry_run(
+        plan_upload(dataset_dir, DATASET_IGNORE_PATTERNS, files),
         repo_id,
-        REPO_TYPES["dataset"],
-        ignore_patterns=DATASET_IGNORE_PATTERNS,
+        "dataset",
+        rendered,
+        dry_run,
         private=private,
         revision=revision,
         commit_message=commit_message or "Upload TinyStories dataset with tinystories push",
@@ -884,24 +1180,32 @@ def push_metric(
     revision: str | None = None,
     commit_message: str | None = None,
     token: str | None = None,
-    requirement: str = "tinystories",
+    requirement: str | None = None,
     dry_run: bool = False,
     staging_dir: str | None = None,
 ) -> dict[str, Any]:
     """Publish a metric module as a Gradio Space: the module, a README with the Space YAML and the module's card,
-    ``app.py`` (evaluate's widget) and ``requirements.txt`` (``requirement`` installs tinystories)."""
+    ``app.py`` (evaluate's widget) and ``requirements.txt``, staged in ``staging_dir`` (default: a temporary
+    folder). ``requirement`` is the requirements.txt line that installs tinystories, which is not on PyPI: required
+    unless ``dry_run`` (which stages a marked placeholder)."""
     folder = metric_folder(metric_path)
-    with tempfile.TemporaryDirectory(prefix="tinystories-space-") as tmp:
-        staging = staging_dir or tmp
+    if not requirement and not dry_run:
+        raise PushError(
+            "push metric needs --space_requirement, the requirements.txt line that installs tinystories in the Space "
+            f'(it is not on PyPI), e.g. --space_requirement "{SPACE_REQUIREMENT_EXAMPLE}"'
+        )
+    with contextlib.ExitStack() as stack:
+        staging = staging_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="tinystories-space-"))
         os.makedirs(staging, exist_ok=True)
         stage_metric(folder, staging, repo_id, requirement)
-        if dry_run:
-            return _dry_run(staging, COMMON_IGNORE_PATTERNS, repo_id, REPO_TYPES["metric"])
-        return upload(
-            staging,
+        with open(os.path.join(staging, "README.md"), encoding="utf-8") as f:
+            rendered = f.read()
+        return _push_or_dry_run(
+            plan_upload(staging, COMMON_IGNORE_PATTERNS),
             repo_id,
-            REPO_TYPES["metric"],
-            ignore_patterns=COMMON_IGNORE_PATTERNS,
+            "metric",
+            rendered,
+            dry_run,
             private=private,
             revision=revision,
             commit_message=commit_message or "Upload metric Space with tinystories push",
@@ -928,15 +1232,22 @@ def build_parser() -> argparse.ArgumentParser:
         f"metric: an evaluate module folder, or one of {', '.join(BUNDLED_METRIC)} for the bundled GPT-Eval.",
     )
     parser.add_argument("repo_id", metavar="REPO_ID", help="owner/name on the Hub (a bare name: your namespace).")
-    parser.add_argument("--private", action="store_true", help="Create the repository private.")
-    parser.add_argument("--revision", default=None, help="Branch to push to (created if missing).")
+    parser.add_argument(
+        "--private",
+        action="store_true",
+        help="Create the repository private; an existing public repository is refused (its visibility is not changed).",
+    )
+    parser.add_argument(
+        "--revision", default=None, help="Branch to push to (created if missing); the card's snippets load it."
+    )
     parser.add_argument("--commit_message", default=None, help="Message of the commit.")
     parser.add_argument(
         "--eval_results",
         nargs="+",
         default=None,
         metavar="RESULTS_JSON",
-        help=f"model: GPT-Eval results.json file(s) of tinystories evaluate (PATH/{GPT_EVAL_FILE} is used too).",
+        help=f"model: GPT-Eval results.json file(s) of tinystories evaluate, shown on the card and uploaded (as "
+        f"{GPT_EVAL_FILE} for one, else gpt_eval_results_<config>_<judge>.json); PATH/{GPT_EVAL_FILE} is used too.",
     )
     parser.add_argument(
         "--license", default=None, help="License id (model default apache-2.0; dataset default cdla-sharing-1.0)."
@@ -948,16 +1259,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--card",
         choices=("render", "keep"),
         default="render",
-        help="render: write the rendered card to PATH/README.md (default); keep: upload PATH's README.md as is.",
+        help="render: upload a rendered card as README.md (PATH is not written to; default); keep: upload PATH's "
+        "README.md as is.",
     )
     parser.add_argument(
         "--space_requirement",
-        default="tinystories",
-        help="metric: the requirements.txt line that installs tinystories in the Space, e.g. "
-        "'tinystories @ git+https://github.com/OWNER/tinystories'.",
+        default=None,
+        help="metric (required: tinystories is not on PyPI): the requirements.txt line that installs tinystories "
+        f"in the Space, e.g. '{SPACE_REQUIREMENT_EXAMPLE}'.",
     )
     parser.add_argument(
-        "--dry_run", action="store_true", help="Render the card and list the files to upload; no network, no token."
+        "--dry_run",
+        action="store_true",
+        help="Print the files to upload and the rendered card; no network, no token, nothing written.",
     )
     return parser
 
@@ -969,6 +1283,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         if args.kind != "model" and (args.eval_results or args.tags or args.base_model or args.datasets):
             raise PushError("--eval_results, --tags, --base_model and --datasets apply to push model only")
+        if args.kind != "metric" and args.space_requirement:
+            raise PushError("--space_requirement applies to push metric only")
         if args.kind == "model":
             result = push_model(
                 args.path,
@@ -999,4 +1315,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"Pushed {len(result['files'])} files to {result['url']}:")
     for name in result["files"]:
         print(f"  {name}")
+    if args.dry_run and result.get("card"):
+        print("\nREADME.md as it would be uploaded:\n")
+        print(result["card"])
     return result

@@ -38,13 +38,11 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from .arguments import DataArguments, ModelArguments, PeftArguments, RecipeError, TrainConfig, parse_train_args
 from .callbacks import TimeBudgetProgressCallback, TimeLimitCallback
 from .data import load_raw_datasets, pack_dataset
+from .hub import RECIPE_FILE, RESULTS_FILE  # hub imports nothing of the package at import time
 from .models import build_model, count_parameters, load_model, tinystories_config
 from .tokenization import prune_tokenizer, train_tokenizer
 
 logger = logging.getLogger("tinystories.train")  # not __name__: it is __main__ under -m
-
-RESULTS_FILE = "all_results.json"
-RECIPE_FILE = "recipe.yaml"
 
 #: Keys written to ``recipe.yaml`` even at their default value: the hyperparameters a reader looks for.
 RECIPE_KEYS_ALWAYS = (
@@ -302,10 +300,26 @@ def write_recipe(cfg: TrainConfig, output_dir: str) -> None:
         yaml.safe_dump(resolved_recipe(cfg), f, sort_keys=False, allow_unicode=True)
 
 
+def pushes_from_this_process(training_args) -> bool:
+    """``push_to_hub: true`` on the process that checks the token and pushes: the world's process zero only
+    (``should_save`` is true on every node's main process with ``save_on_each_node``)."""
+    return bool(training_args.push_to_hub) and training_args.process_index == 0
+
+
+def trainer_arguments(training_args):
+    """The arguments the Trainer gets: a copy without ``hub_token`` (the Trainer pickles its arguments into
+    ``training_args.bin`` of the output folder and of every checkpoint) and with ``push_to_hub`` off (its own card
+    and checkpoint pushes; ``push_trained_model`` pushes once, after training, with the original arguments)."""
+    trainer_args = copy.copy(training_args)
+    trainer_args.push_to_hub = False
+    trainer_args.hub_token = None
+    return trainer_args
+
+
 def push_trained_model(training_args) -> dict[str, Any]:
     """``push_to_hub: true``: the saved model with this package's card, through ``tinystories.hub.push_model``
     (the Trainer's own push and card are turned off). The repo is ``hub_model_id``, else the name of
-    ``output_dir`` in the token owner's namespace."""
+    ``output_dir`` in the token owner's namespace; the token is ``hub_token``, else HF_TOKEN or the login's."""
     from .hub import push_model
 
     output_dir = training_args.output_dir
@@ -341,7 +355,7 @@ def run(cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> dic
         training_args.bf16,
     )
     checkpoint = resolve_checkpoint(training_args)
-    if training_args.push_to_hub and training_args.should_save:
+    if pushes_from_this_process(training_args):
         from .hub import PushError, require_token
 
         try:  # before training, not after it
@@ -388,15 +402,9 @@ def run(cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> dic
     callbacks = list(callbacks or [])
     if training_args.max_train_minutes:
         callbacks.append(TimeLimitCallback(training_args.max_train_minutes))
-    # push_to_hub: the Trainer would push its own card (and checkpoints); the model is pushed once, after training,
-    # with this package's card (push_trained_model)
-    trainer_args = training_args
-    if training_args.push_to_hub:
-        trainer_args = copy.copy(training_args)
-        trainer_args.push_to_hub = False
     trainer = Trainer(
         model=model,
-        args=trainer_args,
+        args=trainer_arguments(training_args),  # no token, no push of its own
         train_dataset=packed["train"],
         eval_dataset=packed["validation"],
         processing_class=tokenizer,
@@ -443,16 +451,17 @@ def run(cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> dic
         )
         logger.info("Sample story:\n%s", story)
         metrics["sample_story"] = story
-        # the Hub ids this run started from, for the model card's base_model and datasets
-        from .hub import training_sources
+        # the Hub ids this run started from and where validation came from, for the model card's YAML
+        from .hub import training_sources, validation_source
 
         metrics.update(training_sources(model_args, data_args))
+        metrics["validation_source"] = validation_source(data_args, raw["validation"])
         with open(os.path.join(training_args.output_dir, RESULTS_FILE), "w") as f:
             json.dump(metrics, f, indent=2, default=str)
         trainer.save_state()
         write_recipe(cfg, training_args.output_dir)
-        if training_args.push_to_hub:
-            push_trained_model(training_args)
+    if pushes_from_this_process(training_args):
+        push_trained_model(training_args)
     return metrics
 
 
