@@ -4,7 +4,8 @@ Two servers run the same model side by side, each in its own process: one with `
 request is its own ``generate`` call, as a server without batching runs them) and one batching up to
 ``--max_batch_size`` rows. The same burst of concurrent requests (``AsyncOpenAI``, real HTTP) goes to each in
 alternating rounds; every reply is exactly ``max_tokens`` long (EOS is banned with ``logit_bias``), and the
-medians of requests/s and generated tokens/s are printed with the ratio batched / one at a time.
+medians of requests/s and generated tokens/s are printed with the ratio batched / one at a time, and the load
+average before and after (run it on an otherwise idle machine: other work skews every number).
 
 Without ``--model`` a fresh GPT-Neo of the preset's shape is built (random weights: speed does not depend on what
 the weights say) with a byte-level BPE tokenizer trained on the bundled example stories.
@@ -72,6 +73,11 @@ def bare_generate(model_path: str, requests: int, max_tokens: int, eos_id: int, 
             )
         times.append(time.perf_counter() - start)
     return statistics.median(times[1:])
+
+
+def load() -> str:
+    """The 1, 5 and 15 minute load averages (``uptime``'s)."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "unknown"
 
 
 def free_port() -> int:
@@ -157,7 +163,7 @@ def main() -> None:
             described = args.model or f"a fresh {args.preset}-shaped GPT-Neo (vocab {len(tokenizer)})"
             print(
                 f"{described}: {args.requests} concurrent completions x {args.max_tokens} tokens, temperature 1, "
-                f"{os.cpu_count()} cores shared by the client and the server"
+                f"{os.cpu_count()} cores shared by the client and the server; load average before: {load()}"
             )
             samples: dict[str, list[tuple[float, int]]] = {name: [] for name in servers}
             for round_index in range(args.rounds):
@@ -189,6 +195,7 @@ def main() -> None:
                 f"{'bare generate':<16}{args.requests / ceiling:>12.2f}{tokens / ceiling:>10.0f}{1:>16}"
                 f"{args.requests:>10}{args.requests / ceiling / baseline:>7.1f}x   (one model.generate call, no HTTP)"
             )
+            print(f"load average after: {load()} (other work on the machine skews every number above)")
         finally:
             for process, _ in servers.values():
                 process.terminate()
