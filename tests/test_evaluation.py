@@ -13,7 +13,7 @@ import torch
 from conftest import REPO
 from openai_server import FakeOpenAIServer
 
-from tinystories.evaluation import EvaluateArguments, comparison_table, instruct_prompt, model_slug
+from tinystories.evaluation import EvaluateArguments, comparison_table, instruct_prompt, model_folders, model_slug
 from tinystories.sampling import SamplingSettings, sample_completions
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -228,6 +228,17 @@ def test_user_errors_are_one_clear_line(args, message, tmp_path, capsys):
     assert re.search(r"^tinystories evaluate: error: ", stderr, re.MULTILINE)
 
 
+def test_a_prompt_longer_than_the_context_is_one_clear_line(tiny_model, tmp_path, capsys):
+    from tinystories.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            ["evaluate", "--model_name_or_path", tiny_model, "--max_new_tokens", "5000", "--output_dir", str(tmp_path)]
+        )
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "exceeds the model's context of 1024 tokens" in err
+
+
 def test_a_broken_prompts_file_names_the_line(tmp_path, capsys):
     from tinystories.cli import main
 
@@ -299,3 +310,10 @@ def test_completions_are_reused_only_for_the_same_weights(tiny_model, tmp_path, 
         assert "Reusing" not in capsys.readouterr().out
     assert second["usage"]["requests_sent"] == 0 and first["usage"]["requests_sent"] == 4
     assert "user" not in first["base_url"] and "pass" not in json.dumps(first)
+
+
+def test_models_with_the_same_name_get_distinct_folders(tmp_path):
+    first, second = tmp_path / "a" / "final", tmp_path / "b" / "final"
+    first.mkdir(parents=True), second.mkdir(parents=True)
+    assert model_folders([str(first), str(second), str(first)]) == ["final", "final-2", "final-3"]
+    assert model_folders(["roneneldan/TinyStories-8M"]) == ["roneneldan__TinyStories-8M"]

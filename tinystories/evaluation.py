@@ -201,6 +201,18 @@ def model_slug(name_or_path: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "__", path)
 
 
+def model_folders(names: list[str]) -> list[str]:
+    """One distinct folder name per model: ``model_slug``, with ``-2``, ``-3`` ... when two models share a name
+    (``runs/a/final`` and ``runs/b/final``), so no model's results overwrite another's."""
+    folders: list[str] = []
+    for name in names:
+        slug, number = model_slug(name), 1
+        while (folder := slug if number == 1 else f"{slug}-{number}") in folders:
+            number += 1
+        folders.append(folder)
+    return folders
+
+
 def _load(args: EvaluateArguments, name_or_path: str):
     import torch
     from transformers import AutoTokenizer
@@ -273,9 +285,17 @@ def completions_for(args, name_or_path, model, tokenizer, prompts, folder) -> li
                 for row in rows:
                     completions[row["prompt_index"]][row["k"]] = row["completion"]
                 return completions
-    completions = sample_completions(
-        model, tokenizer, [p["prompt"] for p in prompts], args.sampling(), progress=args.progress, desc="completions"
-    )
+    try:
+        completions = sample_completions(
+            model,
+            tokenizer,
+            [p["prompt"] for p in prompts],
+            args.sampling(),
+            progress=args.progress,
+            desc="completions",
+        )
+    except ValueError as e:  # a prompt too long for the model's context: the prompts or max_new_tokens must change
+        raise EvaluationError(f"{name_or_path}: {e}") from e
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(json.dumps({"settings": fingerprint}, ensure_ascii=False) + "\n")
@@ -367,12 +387,11 @@ def _cost(usage: dict[str, Any], num_completions: int) -> dict[str, Any]:
     }
 
 
-def evaluate_model(args: EvaluateArguments, name_or_path: str, prompts: list[dict]) -> dict[str, Any]:
-    """Sample, grade, probe (and check diversity of) one model; writes its folder and returns ``results``."""
+def evaluate_model(args: EvaluateArguments, name_or_path: str, prompts: list[dict], folder: str) -> dict[str, Any]:
+    """Sample, grade, probe (and check diversity of) one model; writes ``folder`` and returns ``results``."""
     from .models import count_parameters
     from .plots import plot_scores
 
-    folder = os.path.join(args.output_dir, model_slug(name_or_path))
     os.makedirs(folder, exist_ok=True)
     print(f"Evaluating {name_or_path} -> {folder}")
     model, tokenizer = _load(args, name_or_path)
@@ -475,7 +494,11 @@ def run(args: EvaluateArguments) -> list[dict[str, Any]]:
         raise EvaluationError("model_name_or_path is required: a model folder or Hub id, or a list of them")
     prompts = load_prompts(args)
     os.makedirs(args.output_dir, exist_ok=True)
-    all_results = [evaluate_model(args, name, prompts) for name in args.model_name_or_path]
+    folders = model_folders(args.model_name_or_path)
+    all_results = [
+        evaluate_model(args, name, prompts, os.path.join(args.output_dir, folder))
+        for name, folder in zip(args.model_name_or_path, folders)
+    ]
     if len(all_results) > 1:
         write_comparison(args, all_results)
     return all_results
