@@ -9,7 +9,7 @@ half are true continuations of cut corpus stories (their story scores 1.0), half
 Paths, each over the same queries, Rouge-2 precision of the query against every story, top-1 kept:
   (a) brute force: loop over all stories, their bigram Counters precomputed once (the fastest plain-Python loop;
       preparing them is timed apart)
-  (b) tinystories.diversity.NgramIndex.closest: inverted index, vectorised candidate counting, exact re-scoring
+  (b) tinystories.evaluation.ngram_index.NgramIndex.closest: inverted index, vectorised candidate counting, exact re-scoring
 Both must agree on every top-1 score; the ratio a/b is the speedup.
 
     python benchmarks/diversity_throughput.py                       # 20K stories, 200 queries
@@ -25,7 +25,8 @@ import re
 import time
 from collections import Counter
 
-from tinystories.diversity import NgramIndex, cut_story, tokenize_words
+from tinystories.evaluation.diversity import cut_story
+from tinystories.evaluation.ngram_index import NgramIndex, tokenize_words
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 V2_SAMPLE = os.path.join(REPO, "..", "shared", "data", "tinystories_v2_sample.txt")

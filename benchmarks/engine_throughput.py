@@ -56,12 +56,11 @@ async def bare_loop(base_url: str, requests, concurrency: int) -> float:
 
 
 def engine_rate(base_url: str, requests, concurrency: int, cache_dir: str) -> float:
-    from tinystories.engine import EngineConfig, LLMEngine
+    from tinystories.llm import LLMConfig, LLMEngine
 
     engine = LLMEngine(
-        EngineConfig(
-            model="fake-gpt", base_url=base_url, max_concurrency=concurrency, cache_dir=cache_dir, progress=False
-        )
+        LLMConfig(model="fake-gpt", base_url=base_url, max_concurrency=concurrency, cache_dir=cache_dir),
+        progress=False,
     )
     start = time.perf_counter()
     results = engine.run(requests, max_tokens=200)

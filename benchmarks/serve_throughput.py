@@ -33,9 +33,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def build_model_folder(folder: str, preset: str, vocab_size: int, positions: int) -> str:
-    from tinystories.data import iter_stories
     from tinystories.demo import bundled_stories_path
     from tinystories.models import build_model, tinystories_config
+    from tinystories.story_formats import iter_stories
     from tinystories.tokenization import train_tokenizer
 
     tokenizer = train_tokenizer(list(iter_stories(bundled_stories_path())), vocab_size=vocab_size)

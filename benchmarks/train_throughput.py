@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, default_data_collator
 
-from tinystories.arguments import TinyStoriesTrainingArguments
 from tinystories.models import build_model, tinystories_config
+from tinystories.training import TinyStoriesTrainingArguments
 
 
 class MinimalGPT(nn.Module):

@@ -73,8 +73,7 @@ def small_tokenizer():
 def tiny_model(tmp_path_factory):
     """A GPT-Neo of 32 hidden units and 2 layers trained for 30 steps on the test stories, with its BPE tokenizer
     and ``all_results.json``: a real training output folder for the evaluate, serve and push tests."""
-    from tinystories.arguments import parse_train_args
-    from tinystories.train import run
+    from tinystories.training import parse_train_args, run
 
     root = tmp_path_factory.mktemp("tiny_model")
     train_file = write_v2(root / "stories.txt", make_stories(200, seed=3))

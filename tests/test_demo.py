@@ -9,8 +9,8 @@ import datasets
 from conftest import make_stories
 from transformers import AutoModelForCausalLM
 
-from tinystories.data import iter_stories
 from tinystories.demo import bundled_stories_path
+from tinystories.story_formats import iter_stories
 
 
 def run_demo(args, env_extra=None):

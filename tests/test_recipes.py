@@ -5,8 +5,10 @@ import pytest
 import yaml
 from accelerate.commands.config.config_args import ClusterConfig
 
-from tinystories.arguments import RecipeError, RecipeParser, parse_train_args
+from tinystories.errors import RecipeError
 from tinystories.models import PRESETS
+from tinystories.recipes import RecipeParser
+from tinystories.training import ARGUMENT_CLASSES, parse_train_args
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_RECIPES = sorted(glob.glob(os.path.join(REPO, "recipes", "*", "*.yaml")))
@@ -135,7 +137,7 @@ def test_missing_and_invalid_recipe_files(tmp_path):
 
 def test_help_lists_every_key_with_default(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        RecipeParser().parse(["--help"])
+        RecipeParser(ARGUMENT_CLASSES).parse(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     for key in ("--model_preset", "--tokenizer_vocab_size", "--block_size", "--lora_r", "--max_train_minutes"):
@@ -144,7 +146,7 @@ def test_help_lists_every_key_with_default(capsys):
 
 @pytest.mark.parametrize("path", GENERATION_RECIPES, ids=lambda p: os.path.relpath(p, REPO))
 def test_generation_recipe_parses_with_unknown_keys_rejected(path):
-    from tinystories.generate import GenerateArguments
+    from tinystories.synth import GenerateArguments
 
     (args,) = RecipeParser(classes=(GenerateArguments,)).parse([path])
     assert args.model and args.num_stories > 0 and args.output_dir

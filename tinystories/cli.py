@@ -1,9 +1,16 @@
-"""The ``tinystories`` command line: ``tinystories COMMAND [ARGS]`` (``python -m tinystories`` is the same)."""
+"""The ``tinystories`` command line: ``tinystories COMMAND [ARGS]`` (``python -m tinystories`` is the same).
+
+Each command calls a pipeline's ``main``; a ``TinyStoriesError`` (a user error) is printed as one line on stderr
+with exit code 2, for every command. This layer alone may use several pipelines: ``generate`` writes the dataset's
+card with ``tinystories.hub`` after the ``tinystories.synth`` pipeline, and ``train`` pushes with ``push_to_hub``.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+
+from .errors import TinyStoriesError
 
 USAGE = """usage: tinystories COMMAND [ARGS]
 
@@ -22,61 +29,61 @@ commands:
 """
 
 
-def _train(argv: list[str]) -> None:
+def train(argv: list[str]) -> dict:
     from .train import main
 
-    main(argv)
+    return main(argv)
 
 
-def _generate(argv: list[str]) -> None:
-    from .generate import main
+def generate(argv: list[str]) -> dict:
+    """The synth pipeline, then the dataset's card (``tinystories.hub``) from the run's summary."""
+    from .hub import write_dataset_card
+    from .synth import main
 
-    main(argv)
+    summary = main(argv)
+    write_dataset_card(summary["arguments"]["output_dir"], summary)
+    return summary
 
 
-def _evaluate(argv: list[str]) -> None:
+def evaluate(argv: list[str]) -> list[dict]:
     from .evaluation import main
 
+    return main(argv)
+
+
+def serve(argv: list[str]) -> None:
+    from .serving import main
+
     main(argv)
 
 
-def _serve(argv: list[str]) -> None:
-    from .serve import main
-
-    main(argv)
-
-
-def _push(argv: list[str]) -> None:
+def push(argv: list[str]) -> dict:
     from .hub import main
 
-    main(argv)
+    return main(argv)
 
 
-def _demo(argv: list[str]) -> None:
+def demo(argv: list[str]) -> dict:
     from .demo import main
 
-    main(argv)
+    return main(argv)
 
 
-COMMANDS: dict[str, Callable[[list[str]], None]] = {
-    "train": _train,
-    "generate": _generate,
-    "evaluate": _evaluate,
-    "serve": _serve,
-    "push": _push,
-    "demo": _demo,
+COMMANDS: dict[str, Callable[[list[str]], object]] = {
+    "train": train,
+    "generate": generate,
+    "evaluate": evaluate,
+    "serve": serve,
+    "push": push,
+    "demo": demo,
 }
 
 
-def run_with_clean_errors(command: str, fn: Callable[[list[str]], None], argv: list[str]) -> None:
-    """Run ``fn``; a user error (bad recipe, unusable data) is one line on stderr and exit code 2."""
-    from .arguments import RecipeError
-    from .data import DataError
-    from .generate import GenerationError
-
+def run_command(command: str, argv: list[str]) -> None:
+    """Run ``command`` with ``argv``; a user error is one line on stderr and exit code 2."""
     try:
-        fn(argv)
-    except (RecipeError, DataError, GenerationError) as e:
+        COMMANDS[command](argv)
+    except TinyStoriesError as e:
         print(f"tinystories {command}: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 
@@ -90,4 +97,4 @@ def main(argv: list[str] | None = None) -> None:
     if command not in COMMANDS:
         print(f"tinystories: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         raise SystemExit(2)
-    run_with_clean_errors(command, COMMANDS[command], rest)
+    run_command(command, rest)

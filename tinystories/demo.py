@@ -12,20 +12,19 @@ import glob
 import logging
 import os
 import shutil
-from importlib import resources
 
-from .tokenization import EOS_TOKEN
+from .resources import EXAMPLE_STORIES, resource_path
+from .story_formats import write_stories
 
 logger = logging.getLogger("tinystories.demo")
 
 HUB_DATASET = "roneneldan/TinyStories"
-BUNDLED_STORIES = "example_stories.txt"
 SAMPLE_PROMPTS = ("Once upon a time", "Tom and his dog", "One day, Lily found a")
 
 
 def bundled_stories_path() -> str:
     """Path of the example stories shipped with the package (written for this project, TinyStories style)."""
-    return str(resources.files("tinystories") / "data" / BUNDLED_STORIES)
+    return resource_path(EXAMPLE_STORIES)
 
 
 def fetch_stories(dataset: str, num_train: int, num_validation: int) -> tuple[list[str], list[str]]:
@@ -47,14 +46,6 @@ def fetch_stories(dataset: str, num_train: int, num_validation: int) -> tuple[li
         stream = datasets.load_dataset(dataset, split=split, streaming=True)
         splits[split] = [row["text"].strip() for row in stream.take(n) if row["text"].strip()]
     return splits["train"], splits["validation"]
-
-
-def write_stories(stories: list[str], path: str) -> str:
-    """Write stories in the TinyStories V2 text format (``<|endoftext|>`` lines between stories)."""
-    with open(path, "w", encoding="utf-8") as f:
-        for story in stories:
-            f.write(f"{story}\n{EOS_TOKEN}\n")
-    return path
 
 
 def prepare_stories(output_dir: str, dataset: str | None, num_stories: int) -> tuple[str, str | None, str]:
@@ -131,8 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--offline", action="store_true", help="Do not try the Hub; use the bundled stories.")
     args = parser.parse_args(argv)
 
-    from .arguments import train_config_from_dict
-    from .train import run, sample_story
+    from .training import run, sample_story, train_config_from_dict
 
     os.makedirs(args.output_dir, exist_ok=True)
     _remove_checkpoints(args.output_dir)  # the demo's own toy checkpoints from an interrupted earlier run

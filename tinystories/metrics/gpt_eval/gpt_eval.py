@@ -1,9 +1,11 @@
 """GPT-Eval: TinyStories' LLM-as-judge grading of story completions (Eldan & Li, 2023), as an evaluate metric."""
 
+import dataclasses
+
 import datasets
 import evaluate
 
-from tinystories.judge import AXES, JudgeSettings, grade
+from tinystories.evaluation.judge import AXES, JUDGE_KWARGS, JudgeArguments, JudgeSettings, grade
 
 _CITATION = """\
 @article{eldan2023tinystories,
@@ -27,10 +29,11 @@ _KWARGS_DESCRIPTION = """\
 Args:
     predictions (`list` of `str`): the model's completions (or, for `instruct`, its stories).
     references (`list` of `str`): the story beginnings (or, for `instruct`, the instructions).
-    judge_model, base_url, max_concurrency, cache_dir, temperature, max_tokens, max_reasks, budget_usd:
-        judge settings; given to `evaluate.load(...)` or to `compute(...)` (compute wins; at load time the request
-        cache folder is `judge_cache_dir`, as `cache_dir` is evaluate's own). The API key is read from the
-        environment only (OPENAI_API_KEY).
+    judge_model, base_url, api_key_env, max_concurrency, max_retries, request_timeout, cache_dir, budget_usd,
+        prices: the judge's connection (the keys of tinystories' LLMConfig); judge_temperature (default 0),
+        judge_max_tokens, max_reasks (default 2): the protocol's. Given to `evaluate.load(...)` or to
+        `compute(...)` (compute wins; `cache_dir` at load time is also evaluate's own folder). The API key is read
+        from the environment only (`api_key_env`, default OPENAI_API_KEY).
     structured_output (`bool`): ask for the grades as JSON with a schema (`response_format`), where supported.
     logprobs (`bool`, default True), top_logprobs (`int`, default 20): ask for the grade turn's logprobs; where the
         server returns them, `<axis>_weighted` is the probability-weighted grade (sum of p(s) * s over the score
@@ -47,35 +50,21 @@ Examples:
     >>> gpt_eval.compute(predictions=[" park. She played all day."], references=["Lily went to the"])  # doctest: +SKIP
 """
 
-_SETTINGS = (
-    "judge_model",
-    "base_url",
-    "max_concurrency",
-    "cache_dir",
-    "temperature",
-    "max_tokens",
-    "max_reasks",
-    "budget_usd",
-    "max_retries",
-    "request_timeout",
-    "progress",
-    "prices",
-    "structured_output",
-    "logprobs",
-    "top_logprobs",
-)
+#: What ``evaluate.load`` and ``compute`` accept: the judge's LLM settings and the protocol's (``JUDGE_KWARGS``).
+_KWARGS = (*JUDGE_KWARGS, "progress")
+_PROTOCOL = tuple(f.name for f in dataclasses.fields(JudgeSettings))
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class GptEval(evaluate.Metric):
     """GPT-Eval metric (configs `default` and `instruct`)."""
 
-    def __init__(self, config_name=None, judge_cache_dir=None, **kwargs):
-        # `cache_dir` belongs to evaluate itself at load time: the judge's request cache is `judge_cache_dir` here
-        self.judge_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _SETTINGS and k != "cache_dir"}
-        if judge_cache_dir is not None:
-            self.judge_kwargs["cache_dir"] = judge_cache_dir
-        super().__init__(config_name=config_name, **kwargs)
+    def __init__(self, config_name=None, cache_dir=None, **kwargs):
+        # at load time `cache_dir` is evaluate's own too: the judge's request cache lives in the same folder
+        self.judge_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _KWARGS}
+        if cache_dir is not None:
+            self.judge_kwargs["cache_dir"] = cache_dir
+        super().__init__(config_name=config_name, cache_dir=cache_dir, **kwargs)
 
     def _info(self):
         if self.config_name not in AXES:
@@ -91,11 +80,14 @@ class GptEval(evaluate.Metric):
         )
 
     def _compute(self, predictions, references, return_samples=False, **kwargs):
-        unknown = [k for k in kwargs if k not in _SETTINGS]
+        unknown = [k for k in kwargs if k not in _KWARGS]
         if unknown:
-            raise ValueError(f"Unknown GPT-Eval arguments {unknown}; known: {', '.join(_SETTINGS)}")
-        settings = JudgeSettings(**{**self.judge_kwargs, **kwargs})
-        scores, samples = grade(list(predictions), list(references), self.config_name, settings)
+            raise ValueError(f"Unknown GPT-Eval arguments {unknown}; known: {', '.join(_KWARGS)}")
+        values = {**self.judge_kwargs, **kwargs}
+        progress = values.pop("progress", True)
+        llm = JudgeArguments(**{k: v for k, v in values.items() if k not in _PROTOCOL}).llm_config()
+        settings = JudgeSettings(**{k: v for k, v in values.items() if k in _PROTOCOL})
+        scores, samples = grade(list(predictions), list(references), self.config_name, llm, settings, progress)
         if return_samples:
             scores["samples"] = samples
         return scores

@@ -1,0 +1,140 @@
+"""The LLM engine against a real local OpenAI-compatible server: faults, retries, cache, budget, endpoints."""
+
+import pytest
+from openai_server import FakeOpenAIServer
+
+from tinystories.llm import LLMConfig, LLMEngine, request_key
+
+
+def story_requests(n):
+    words = [("jump", "ball", "red"), ("share", "cake", "happy"), ("run", "park", "big"), ("hug", "bear", "soft")]
+    requests = []
+    for i in range(n):
+        verb, noun, adjective = words[i % len(words)]
+        prompt = (
+            f'Story {i}. The story should use the verb "{verb}", the noun "{noun}" and the adjective "{adjective}".'
+        )
+        requests.append([{"role": "user", "content": prompt}])
+    return requests
+
+
+def engine(server_or_urls, tmp_path, **overrides):
+    base_url = server_or_urls if isinstance(server_or_urls, (str, list)) else server_or_urls.base_url
+    config = dict(
+        model="fake-gpt",
+        base_url=base_url,
+        cache_dir=str(tmp_path / "cache"),
+        max_concurrency=16,
+        request_timeout=2.0,
+        backoff_base=0.01,
+        backoff_max=0.2,
+    )
+    config.update(overrides)
+    return LLMEngine(LLMConfig(**config), progress=False)
+
+
+def test_200_requests_with_10_percent_faults_all_arrive(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    faults = {"429": 0.02, "500": 0.02, "timeout": 0.02, "truncated": 0.02, "length": 0.01, "empty": 0.01}
+    with FakeOpenAIServer(faults=faults, seed=3, latency=0.01, timeout_sleep=1.0) as server:
+        eng = engine(server, tmp_path, request_timeout=0.5)
+        results = eng.run(story_requests(200), temperature=1.0, max_tokens=300)
+        injected = sum(server.faults_injected.values())
+        kinds = set(server.faults_injected)
+        repeats = server.repeated_identical_requests()
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    assert 10 <= injected <= 40  # about 10% of ~220 requests
+    assert kinds == set(faults)  # every kind of fault happened (the seeded schedule is deterministic)
+    assert eng.stats.retries == injected  # every fault was retried once it was seen
+    assert eng.stats.succeeded == 200 and eng.stats.failed == 0
+    assert repeats == 0
+    for result, request in zip(results, story_requests(200)):
+        verb = request[0]["content"].split('verb "')[1].split('"')[0]
+        assert verb in result.text  # each result belongs to its own request, in order
+
+
+def test_timeouts_are_retried_and_reported(tmp_path):
+    with FakeOpenAIServer(fail_first={"timeout": 1}, timeout_sleep=1.5) as server:
+        eng = engine(server, tmp_path, request_timeout=0.3)
+        results = eng.run(story_requests(4), max_tokens=100)
+    assert all(r.ok and r.attempts == 2 for r in results)
+    assert eng.stats.retries == 4
+
+
+def test_persistent_failures_are_reported_with_their_reason(tmp_path):
+    with FakeOpenAIServer(fail_first={"length": 10}) as server:
+        eng = engine(server, tmp_path, max_retries=2)
+        results = eng.run(story_requests(3), max_tokens=100)
+    assert not any(r.ok for r in results)
+    assert all(r.error.startswith("finish_reason=length") and r.attempts == 3 for r in results)
+    assert eng.stats.failures == {"finish_reason=length (reply cut at max_tokens)": 3}
+
+
+def test_retry_after_is_honoured(tmp_path):
+    with FakeOpenAIServer(fail_first={"429": 1}, retry_after=0.4) as server:
+        eng = engine(server, tmp_path, backoff_base=0.001)
+        import time
+
+        start = time.perf_counter()
+        results = eng.run(story_requests(2), max_tokens=100)
+        elapsed = time.perf_counter() - start
+    assert all(r.ok for r in results)
+    assert elapsed >= 0.4  # waited as the server asked, not the 1 ms backoff
+
+
+def test_identical_requests_are_never_sent_twice(tmp_path):
+    with FakeOpenAIServer() as server:
+        first = engine(server, tmp_path).run(story_requests(20), temperature=0.7, max_tokens=200)
+        sent = server.num_requests
+        second_engine = engine(server, tmp_path)  # a new run, same cache folder
+        second = second_engine.run(story_requests(20), temperature=0.7, max_tokens=200)
+        assert server.num_requests == sent == 20
+        # any sampling parameter is part of the key: another temperature is another request
+        engine(server, tmp_path).run(story_requests(2), temperature=0.9, max_tokens=200)
+        assert server.num_requests == 22
+    assert [r.text for r in first] == [r.text for r in second]
+    assert all(r.cached for r in second) and second_engine.stats.sent == 0
+    assert request_key("m", [{"role": "user", "content": "x"}], {"temperature": 1.0}) != request_key(
+        "m", [{"role": "user", "content": "x"}], {"temperature": 0.5}
+    )
+
+
+def test_budget_cap_stops_sending_and_says_so(tmp_path, caplog):
+    # fake-gpt priced at $1 per 1M input and $1000 per 1M output tokens: ~60 words a reply ~ $0.06
+    with FakeOpenAIServer(latency=0.02) as server:
+        eng = engine(server, tmp_path, budget_usd=0.5, max_concurrency=4, prices={"fake-gpt": (1.0, 1000.0)})
+        results = eng.run(story_requests(100), max_tokens=300)
+        sent = server.num_requests
+    paid = [r for r in results if r.ok]
+    refused = [r for r in results if not r.ok]
+    assert eng.stats.budget_stopped
+    assert 0 < len(paid) < 100 and all(r.error.startswith("budget") for r in refused)
+    assert sent == len(paid)
+    per_request = eng.stats.cost_usd / len(paid)
+    assert eng.stats.cost_usd >= 0.5 and eng.stats.cost_usd <= 0.5 + 4 * per_request  # overshoot <= in flight
+    assert "Budget of $0.50 reached" in caplog.text
+
+
+def test_requests_spread_over_endpoints_least_loaded_first(tmp_path):
+    with FakeOpenAIServer(latency=0.05) as a, FakeOpenAIServer(latency=0.05) as b:
+        eng = engine(f"{a.base_url},{b.base_url}", tmp_path, max_concurrency=8)
+        results = eng.run(story_requests(40), max_tokens=100)
+        counts = (a.num_requests, b.num_requests)
+    assert all(r.ok for r in results)
+    assert sum(counts) == 40 and min(counts) >= 15  # both replicas did real work
+
+
+def test_bad_request_is_permanent_and_api_key_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with FakeOpenAIServer(require_api_key="sk-secret") as server:
+        results = engine(server, tmp_path).run(story_requests(2), max_tokens=100)
+        assert all(r.error.startswith("HTTP 401") and r.attempts == 1 for r in results)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+        assert all(r.ok for r in engine(server, tmp_path).run(story_requests(2), max_tokens=100))
+    cache_bytes = (tmp_path / "cache" / "requests.sqlite").read_bytes()
+    assert b"sk-secret" not in cache_bytes
+
+
+def test_unknown_sampling_parameter_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="Unknown sampling parameters"):
+        engine("http://127.0.0.1:9/v1", tmp_path).run(story_requests(1), temprature=1.0)

@@ -1,0 +1,150 @@
+"""The formats TinyStories data comes in: files of stories, and the TinyStories-Instruct text layout.
+
+Files: ``.txt`` in the TinyStories V2 format (stories separated by ``<|endoftext|>``, usually on a line of its own),
+``.jsonl``/``.json`` and ``.parquet``; local paths or any fsspec URL (``hf://datasets/roneneldan/TinyStories/...``
+through huggingface_hub), read by the same code. Training, the diversity check and the demo read stories here.
+
+Instruct examples: ``Summary: ... / Features: ... / Random sentence: ... / Words: ...`` lines (any subset, any
+order), then ``Story: `` and the story, the layout of the released TinyStories-Instruct data. The generator writes
+it and the evaluation prompts models with it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+
+import datasets
+from datasets import Dataset, Features, Value
+
+from .errors import DataError
+from .tokenization import EOS_TOKEN
+
+TEXT_EXTENSIONS = (".txt",)
+JSON_EXTENSIONS = (".jsonl", ".json")
+PARQUET_EXTENSIONS = (".parquet",)
+SUPPORTED_EXTENSIONS = TEXT_EXTENSIONS + JSON_EXTENSIONS + PARQUET_EXTENSIONS
+
+
+def _open(path: str, mode: str = "r"):
+    """Open a local path or any fsspec URL (``hf://`` is provided by huggingface_hub)."""
+    if "://" in path:
+        import fsspec
+
+        return fsspec.open(path, mode, encoding="utf-8" if "b" not in mode else None).open()
+    return open(path, mode, encoding="utf-8" if "b" not in mode else None)
+
+
+def iter_stories(path: str, separator: str = EOS_TOKEN, chunk_chars: int = 1 << 20) -> Iterator[str]:
+    """Stories of a text file in the TinyStories V2 format, streamed (the full V2 train file is 2 GB).
+
+    Stories are separated by ``separator`` (usually on a line of its own); surrounding white space is stripped
+    and empty stories are skipped.
+    """
+    buffer = ""
+    with _open(path) as f:
+        while chunk := f.read(chunk_chars):
+            buffer += chunk
+            *complete, buffer = buffer.split(separator)
+            for story in complete:
+                if story := story.strip():
+                    yield story
+    if story := buffer.strip():
+        yield story
+
+
+def write_stories(stories: list[str], path: str) -> str:
+    """Write stories in the TinyStories V2 text format (``<|endoftext|>`` lines between stories)."""
+    with open(path, "w", encoding="utf-8") as f:
+        for story in stories:
+            f.write(f"{story}\n{EOS_TOKEN}\n")
+    return path
+
+
+def _stories_generator(paths: list[str], text_column: str, fingerprints: list[str]) -> Iterator[dict[str, str]]:
+    # `fingerprints` is unused here: it makes datasets' cache key change when a file changes.
+    for path in paths:
+        for story in iter_stories(path):
+            yield {text_column: story}
+
+
+def _file_fingerprint(path: str) -> str:
+    if "://" in path:
+        return path
+    stat = os.stat(path)
+    return f"{os.path.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _extension(path: str) -> str:
+    for ext in SUPPORTED_EXTENSIONS:
+        if path.lower().endswith(ext):
+            return ext
+    raise DataError(f"Unsupported data file {path!r}: use one of {', '.join(SUPPORTED_EXTENSIONS)}")
+
+
+def _check_file(path: str) -> None:
+    if "://" not in path:
+        if not os.path.isfile(path):
+            raise DataError(f"Data file not found: {path}")
+        if os.path.getsize(path) == 0:
+            raise DataError(f"Data file is empty: {path}")
+
+
+def load_data_file(path: str, text_column: str = "text", cache_dir: str | None = None) -> Dataset:
+    """One file as a ``Dataset`` with (at least) the column ``text_column``; a clear error if it is unusable."""
+    ext = _extension(path)
+    _check_file(path)
+    try:
+        if ext in TEXT_EXTENSIONS:
+            if next(iter_stories(path), None) is None:
+                raise DataError(f"No stories found in {path} (expected stories separated by {EOS_TOKEN})")
+            dataset = Dataset.from_generator(
+                _stories_generator,
+                gen_kwargs={"paths": [path], "text_column": text_column, "fingerprints": [_file_fingerprint(path)]},
+                features=Features({text_column: Value("string")}),
+                cache_dir=cache_dir,
+            )
+        else:
+            builder = "json" if ext in JSON_EXTENSIONS else "parquet"
+            dataset = datasets.load_dataset(builder, data_files={"train": path}, split="train", cache_dir=cache_dir)
+    except DataError:
+        raise
+    except Exception as e:  # datasets wraps parser errors in DatasetGenerationError; name the file and the cause
+        cause = e.__cause__ or e
+        raise DataError(f"Could not read {path} as {ext}: {type(cause).__name__}: {cause}") from e
+    if len(dataset) == 0:
+        raise DataError(f"No stories found in {path}")
+    check_text_column(dataset, text_column, path)
+    return dataset
+
+
+def check_text_column(dataset: Dataset, text_column: str, source: str) -> None:
+    if text_column not in dataset.column_names:
+        raise DataError(
+            f"{source} has no column {text_column!r} (columns: {', '.join(dataset.column_names)}); "
+            "set text_column to the column holding the stories"
+        )
+    feature = dataset.features[text_column]
+    if not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")):
+        raise DataError(f"Column {text_column!r} of {source} must hold strings, found {feature}")
+
+
+def hub_dataset_of_file(path: str | None) -> str | None:
+    """``owner/name`` of an ``hf://datasets/owner/name[@revision]/file`` path, else None."""
+    match = re.match(r"hf://datasets/([^/@]+/[^/@]+)", path or "")
+    return match.group(1) if match else None
+
+
+#: The instructions of a TinyStories-Instruct example, in their canonical order.
+INSTRUCT_PARTS = ("Summary", "Features", "Random sentence", "Words")
+
+
+def instruct_text(instructions: Mapping[str, str], story: str = "") -> str:
+    """An Instruct example: one ``Part: value`` line per instruction (in the mapping's order, empty values left
+    out), then ``Story: `` and ``story`` (empty: the prompt a model completes)."""
+    unknown = [part for part in instructions if part not in INSTRUCT_PARTS]
+    if unknown:
+        raise ValueError(f"Unknown Instruct part(s) {unknown}; the parts are {', '.join(INSTRUCT_PARTS)}")
+    lines = [f"{part}: {value}" for part, value in instructions.items() if value]
+    return "\n".join([*lines, "Story: ", story])

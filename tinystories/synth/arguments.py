@@ -1,0 +1,68 @@
+"""The keys of a ``tinystories generate`` recipe: what to generate (``GenerateArguments``) and which teacher LLM to ask
+(``LLMConfig``'s keys: ``model``, ``base_url``, ``max_concurrency``, ``cache_dir``, ``budget_usd`` ...)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..llm import llm_arguments
+from ..recipes import RecipeParser
+from .prompts import TEMPLATES
+
+TeacherArguments = llm_arguments(
+    "TeacherArguments", __name__, "model", "gpt-4o-mini", "The teacher model, as the server knows it."
+)
+
+
+@dataclass
+class GenerateArguments(TeacherArguments):
+    """Recipe keys of ``tinystories generate``: the teacher's ``LLMConfig`` keys and these."""
+
+    num_stories: int = field(default=100, metadata={"help": "Stories to request (before filtering)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the prompts (words, features) and the split."})
+    output_dir: str = field(default="tinystories-data", metadata={"help": "Folder of the dataset (Hub layout)."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the teacher."})
+    max_tokens: int = field(default=800, metadata={"help": "Longest story (tokens); a cut story is rejected."})
+    instruct: bool = field(default=False, metadata={"help": "Also write the TinyStories-Instruct config."})
+    ood: bool = field(default=False, metadata={"help": "Instruct: never combine Summary and Words."})
+    use_batch_api: bool = field(
+        default=False, metadata={"help": "Use the OpenAI Batch API (half price, within 24 h); a re-run resumes."}
+    )
+    batch_poll_interval: float = field(default=30.0, metadata={"help": "Seconds between Batch API status checks."})
+    template: str = field(default="gpt4", metadata={"help": f"Prompt wording: one of {', '.join(TEMPLATES)}."})
+    feature_probability: float = field(default=0.3, metadata={"help": "Chance of each story feature."})
+    vocabulary_file: str | None = field(default=None, metadata={"help": "Word list (default: the bundled one)."})
+    validation_fraction: float = field(default=0.05, metadata={"help": "Share of stories in the validation split."})
+    min_words: int = field(default=50, metadata={"help": "Shortest story kept (words)."})
+    max_words: int = field(default=600, metadata={"help": "Longest story kept (words)."})
+    max_out_of_vocabulary: float = field(
+        default=0.2, metadata={"help": "Largest share of words outside the vocabulary."}
+    )
+    dedup_threshold: float = field(
+        default=0.7, metadata={"help": "MinHash similarity above which a story is a near duplicate."}
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_stories < 1:
+            raise ValueError(f"num_stories must be at least 1, got {self.num_stories}")
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+
+    def recipe(self) -> dict[str, Any]:
+        """The run as one flat recipe mapping (``generation.json`` records it; it reruns the run), the endpoint
+        without credentials."""
+        return {**dataclasses.asdict(self), "base_url": self.llm_config().public_base_url()}
+
+    def request_cache_dir(self) -> str:
+        """Where replies are cached: ``cache_dir``, else ``output_dir/.cache``."""
+        return self.cache_dir or os.path.join(self.output_dir, ".cache")
+
+
+def parse_generate_args(argv: list[str]) -> GenerateArguments:
+    """``[RECIPE.yaml] [--key value ...]`` of ``tinystories generate``."""
+    (args,) = RecipeParser((GenerateArguments,), "tinystories generate", __doc__).parse(argv)
+    return args
