@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from .errors import TinyStoriesError
+from .errors import one_line_errors
 
 USAGE = """usage: tinystories COMMAND [ARGS]
 
@@ -81,11 +81,8 @@ COMMANDS: dict[str, Callable[[list[str]], object]] = {
 
 def run_command(command: str, argv: list[str]) -> None:
     """Run ``command`` with ``argv``; a user error is one line on stderr and exit code 2."""
-    try:
+    with one_line_errors(command):
         COMMANDS[command](argv)
-    except TinyStoriesError as e:
-        print(f"tinystories {command}: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def main(argv: list[str] | None = None) -> None:

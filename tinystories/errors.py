@@ -7,6 +7,10 @@ refines, so code that catches ``ValueError`` (say) keeps working.
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
+
 
 class TinyStoriesError(Exception):
     """A user error: the message names the bad value and what would be accepted."""
@@ -38,6 +42,17 @@ class ServeError(TinyStoriesError, ValueError):
     """A server that cannot start: a missing model folder, bad settings, the serve extra not installed."""
 
 
+@contextlib.contextmanager
+def one_line_errors(command: str) -> Iterator[None]:
+    """A ``TinyStoriesError`` raised inside becomes one line on stderr (``tinystories COMMAND: error: ...``) and
+    exit code 2; any other exception keeps its traceback."""
+    try:
+        yield
+    except TinyStoriesError as e:
+        print(f"tinystories {command}: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 __all__ = [
     "DataError",
     "EvaluationError",
@@ -46,4 +61,5 @@ __all__ = [
     "RecipeError",
     "ServeError",
     "TinyStoriesError",
+    "one_line_errors",
 ]

@@ -6,30 +6,7 @@
 unless ``attn_implementation="eager"``.
 """
 
-from .modeling import (
-    DEFAULT_ATTENTION,
-    GRID_HIDDEN_SIZES,
-    GRID_NUM_LAYERS,
-    PRESETS,
-    RELEASED_PARAMETER_COUNTS,
-    alternating_attention_types,
-    build_model,
-    count_parameters,
-    load_model,
-    tinystories_config,
-    width_depth_grid,
-)
+from . import modeling
+from .modeling import *  # noqa: F403  (the same names, under the name users know)
 
-__all__ = [
-    "DEFAULT_ATTENTION",
-    "GRID_HIDDEN_SIZES",
-    "GRID_NUM_LAYERS",
-    "PRESETS",
-    "RELEASED_PARAMETER_COUNTS",
-    "alternating_attention_types",
-    "build_model",
-    "count_parameters",
-    "load_model",
-    "tinystories_config",
-    "width_depth_grid",
-]
+__all__ = modeling.__all__

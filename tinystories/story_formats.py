@@ -1,13 +1,6 @@
-"""The formats TinyStories data comes in: files of stories, and the TinyStories-Instruct text layout.
-
-Files: ``.txt`` in the TinyStories V2 format (stories separated by ``<|endoftext|>``, usually on a line of its own),
-``.jsonl``/``.json`` and ``.parquet``; local paths or any fsspec URL (``hf://datasets/roneneldan/TinyStories/...``
-through huggingface_hub), read by the same code. Training, the diversity check and the demo read stories here.
-
-Instruct examples: ``Summary: ... / Features: ... / Random sentence: ... / Words: ...`` lines (any subset, any
-order), then ``Story: `` and the story, the layout of the released TinyStories-Instruct data. The generator writes
-it and the evaluation prompts models with it.
-"""
+"""The formats TinyStories data comes in: files of stories (the V2 ``.txt`` format with ``<|endoftext|>`` between
+stories, ``.jsonl``/``.json``, ``.parquet``; local or ``hf://``), and the TinyStories-Instruct text layout that the
+generator writes and the evaluation prompts with."""
 
 from __future__ import annotations
 

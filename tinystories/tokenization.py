@@ -1,12 +1,5 @@
-"""Tokenizers: train a small byte-level BPE, or prune an existing one to its most frequent tokens.
-
-The TinyStories paper uses the GPT-Neo tokenizer restricted to its 10K most frequent tokens on the dataset
-("we keep only the top 10K most frequent tokens of the GPT-Neo tokenizer"). :func:`prune_tokenizer` does that
-while keeping a valid BPE (every kept token can still be built by the kept merges, every byte can still be
-encoded), and :func:`train_tokenizer` trains a GPT-2 style byte-level BPE from scratch as an alternative.
-Both return a :class:`transformers.PreTrainedTokenizerFast` that round-trips any text and saves/loads with
-``save_pretrained`` / ``AutoTokenizer.from_pretrained``.
-"""
+"""Tokenizers: train a small byte-level BPE, or prune an existing one (GPT-Neo's) to its most frequent tokens as the
+paper does, keeping a valid BPE that round-trips any text (docs/training.md: how pruning keeps the merges closed)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-from .errors import PushError, RecipeError
+from .errors import PushError, RecipeError, one_line_errors
 from .training import TrainConfig, parse_train_args, pushes_from_this_process, run
 
 logger = logging.getLogger("tinystories.train")
@@ -63,6 +63,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":  # accelerate launch -m tinystories.train RECIPE.yaml [--key value ...]
-    from .cli import run_command
-
-    run_command("train", sys.argv[1:])
+    with one_line_errors("train"):
+        main()

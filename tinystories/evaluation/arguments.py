@@ -67,17 +67,10 @@ class EvaluateArguments(JudgeSettings, JudgeArguments):
         self.sampling()  # checks num_completions, temperature, top_p, max_new_tokens, batch_size
 
     def sampling(self, **overrides: Any):
-        """The model's sampling settings (``tinystories.sampling.SamplingSettings``)."""
+        """The model's sampling settings (``SamplingSettings``: the recipe keys of the same names)."""
         from .sampling import SamplingSettings
 
-        settings = dict(
-            num_completions=self.num_completions,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_new_tokens=self.max_new_tokens,
-            batch_size=self.batch_size,
-            seed=self.seed,
-        )
+        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(SamplingSettings)}
         return SamplingSettings(**{**settings, **overrides})
 
     def judge_settings(self) -> JudgeSettings:

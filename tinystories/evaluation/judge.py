@@ -1,12 +1,6 @@
-"""GPT-Eval, the paper's LLM-as-judge protocol: prompts, robust parsing of grades, and the grading loop.
-
-The judge sees ``beginning***completion`` in a two-turn dialogue: first a free assessment (grammar, consistency
-with the beginning, whether the split sentence is completed), then a request for grades out of 10 and the age
-group of the writer (A: 3 or under, B: 4-5, C: 6-7, D: 8-9, E: 10-12, F: 13-16) in a fixed format. Replies vary
-("Grammar: 8/10", "grammar - 8", "8 out of 10", JSON, markdown bold, "B (4-5)", "4-5 years"): ``parse_grades``
-reads all of them; a reply that still cannot be read is asked again (a new turn naming the format) up to
-``max_reasks`` times, then counted as ungraded. A grade is never guessed.
-"""
+"""GPT-Eval, the paper's LLM-as-judge protocol: the two-turn dialogue (an assessment, then grades out of 10 and an
+age group), re-asks of unreadable replies, the probability-weighted grades and the bootstrap intervals
+(docs/evaluation.md). A grade is never guessed."""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""The OpenAI Batch API as an alternative to live requests: half the price, results within 24 hours.
-
-``BatchRunner`` turns the requests that are not in the engine's request cache into JSONL files (at most 50,000
-requests and 200 MB each, the API's limits), uploads them, creates batches and records each batch id in
-``cache_dir/batches.json`` right away, so a re-run after a crash polls the batches it already paid for instead of
-submitting them again. Results, including the partial output of an expired batch, go to the same request cache as
-live replies; requests left unanswered stay uncached, so the next run submits only those.
-"""
+"""The OpenAI Batch API as an alternative to live requests (half the price, results within 24 hours), sharing the
+engine's cache, validation and accounting; batch ids are recorded at once, so a re-run polls instead of paying again
+(docs/llm.md)."""
 
 from __future__ import annotations
 

@@ -1,21 +1,6 @@
-"""An LLM engine for paid, long-running batches of chat requests (story generation and GPT-Eval grading).
-
-Design goals, in order: never pay twice, never lose paid work, fail loudly and precisely, go fast.
-
-- Every successful reply is written to a persistent SQLite cache (committed before the caller sees it), keyed by
-  a hash of the model, the messages and every sampling parameter. An identical request is never sent again:
-  not in the same run, not after a crash, a Ctrl-C or a SIGKILL.
-- Transient failures (HTTP 429 and 5xx, timeouts, dropped connections, truncated or malformed replies) are retried
-  with jittered exponential backoff that honours ``retry-after``; permanent ones (other 4xx) are not.
-- A reply cut by ``max_tokens`` (``finish_reason == "length"``) or an empty one is a failure with that reason,
-  never a result; ``validate`` lets callers reject more (e.g. a story missing its required words).
-- Spending is accounted live from ``usage`` with a per-model price table, and ``budget_usd`` is a hard cap: once
-  reached no new request is sent (overshoot is bounded by the requests already in flight).
-- Concurrency is bounded; with several ``base_url``s (e.g. vLLM replicas) each request goes to the endpoint with
-  the fewest requests in flight.
-
-The API key comes from the environment only (``OPENAI_API_KEY``, or ``api_key_env``); it is never logged or cached.
-"""
+"""An LLM engine for paid, long-running batches of chat requests (story generation and GPT-Eval grading): a request
+cache that never pays twice, retries with backoff, a hard budget, bounded concurrency over one or several endpoints,
+a progress bar (docs/llm.md: the design goals and how each is met). The API key comes from the environment only."""
 
 from __future__ import annotations
 

@@ -1,20 +1,6 @@
-"""Exact scaled-dot-product attention for GPT-Neo.
-
-transformers offers GPT-Neo with ``eager`` attention only (its ``flash_attention_2`` path drops the local window).
-``GPTNeoSdpaSelfAttention`` computes the very same function with ``torch.nn.functional.scaled_dot_product_attention``:
-
-- no ``1/sqrt(head_dim)`` scaling (GPT-Neo never had it): ``scale=1.0``;
-- global layers are causal, local layers causal within the last ``window_size`` keys (query ``i`` sees keys
-  ``i - window_size < j <= i``), with padding masks and the KV cache of ``generate``;
-- softmax in fp32 semantics: in fp32 the inputs are fp32; under bf16 autocast the kernels accumulate in fp32.
-
-It has exactly the parameters and buffers of the eager module, so checkpoints stay stock GPT-Neo. The cheapest
-kernel that is exact for a call is used: ``is_causal=True`` without any mask for a global layer (and for a local
-layer whose keys all fit in the window) when there is no padding, no mask at all for one-token decoding steps that
-see at most ``window_size`` keys, an explicit boolean mask otherwise. One case keeps eager's code: left-padded
-batches that need gradients (packed training has no padding), whose fully masked rows eager differentiates in its
-own way, and calls that ask for the attention weights (``output_attentions``), which SDPA does not return.
-"""
+"""Exact scaled-dot-product attention for GPT-Neo: the same function as transformers' eager attention (no
+1/sqrt(d) scaling, the local window, padding masks, the KV cache), through ``F.scaled_dot_product_attention``; same
+parameters and buffers, so checkpoints stay stock GPT-Neo (docs/modeling.md: which kernel serves which call)."""
 
 from __future__ import annotations
 

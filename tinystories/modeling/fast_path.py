@@ -1,16 +1,5 @@
-"""This package's fast path for GPT-Neo: exact SDPA attention, a fused tanh-GELU and a KV cache that grows without
-copying; same weights, same outputs.
-
-``use_fast_path(model)`` is what ``attn_implementation="sdpa"`` means in ``build_model``/``load_model``:
-
-- every attention module computes with ``scaled_dot_product_attention`` (``attention.py``);
-- GPT-Neo's ``gelu_new``, which transformers evaluates as a Python formula of seven element-wise operations (each
-  a pass over the MLP activations, forward and backward), runs as PyTorch's fused ``gelu(approximate="tanh")``:
-  the same function (0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))), one kernel;
-- ``generate`` starts from a ``GrowingCache`` (``kv_cache.py``) instead of a concatenating DynamicCache.
-
-None has parameters or buffers, so the state dict and the saved checkpoint are unchanged.
-"""
+"""This package's fast path for GPT-Neo, what ``attn_implementation="sdpa"`` means: exact SDPA attention, a fused
+tanh-GELU and a KV cache that grows without copying; same weights, same outputs (docs/modeling.md)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,5 @@
-"""A KV cache for fast sampling: transformers' DynamicCache without its quadratic copying.
-
-``DynamicCache`` appends each new token's keys and values with ``torch.cat``, copying the whole cache of every
-layer at every decoding step: for 32 stories of a few hundred tokens from the 8M model, that copying was about two
-thirds of ``generate``'s time on a CPU (torch.profiler). ``GrowingCache`` writes into buffers whose capacity doubles
-when full and hands the attention views of the filled part: the same keys and values, amortised O(1) copying.
-The attention code sees exactly what it saw before (keys of positions ``0..n-1``), so GPT-Neo's causal and local
-masks apply unchanged.
-"""
+"""A KV cache for fast sampling: transformers' ``DynamicCache`` appending into doubling buffers instead of
+concatenating the whole cache at every step (docs/modeling.md: what it saves)."""
 
 from __future__ import annotations
 

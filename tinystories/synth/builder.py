@@ -1,14 +1,6 @@
-"""A ``datasets`` builder that generates TinyStories with a teacher LLM: configs ``default`` and ``instruct``.
-
-    from tinystories.synth import TinyStoriesGenerator
-    builder = TinyStoriesGenerator(config_name="instruct", generation={"model": "gpt-4o-mini", "num_stories": 100})
-    builder.download_and_prepare()
-    stories = builder.as_dataset()
-
-The generation settings are the keys of a ``tinystories generate`` recipe. Requests go through the
-LLM engine and its request cache, so preparing the second config, or preparing again after a crash, pays only for
-what is missing. (Loading scripts are gone since datasets 4: instantiate the builder as above.)
-"""
+"""The generation pipeline as a ``datasets.GeneratorBasedBuilder`` (configs ``default`` and ``instruct``), sharing
+the engine's request cache; instantiate it directly (docs/generation.md has the example), since datasets 4 has no
+loading scripts."""
 
 from __future__ import annotations
 

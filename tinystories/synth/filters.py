@@ -1,10 +1,5 @@
-"""Quality filters for generated stories, and the report that says what they removed and why.
-
-Blocks with one concern each (the datatrove way): required words present (inflections count: "jumped" for "jump",
-"puppies" for "puppy", "bigger" for "big", "ran" for "run"), share of words outside the child vocabulary, length
-bounds, exact duplicates, near duplicates (MinHash over word 5-grams after stripping stock openers such as "Once upon
-a time", which 59% of TinyStories share), and corpus statistics (openers, words and features coverage).
-"""
+"""Quality filters for generated stories (required words in any inflection, words outside the vocabulary, length,
+exact and MinHash near duplicates after stripping stock openers) and the report of what they removed and why."""
 
 from __future__ import annotations
 

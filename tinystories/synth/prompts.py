@@ -1,11 +1,5 @@
-"""TinyStories generation prompts: three random words and a random set of story features per story.
-
-The paper makes a synthetic corpus diverse by constraining every request: a random verb, noun and adjective from a
-child vocabulary must appear in the story, and a random subset of features (dialogue, a bad ending, a moral value,
-a plot twist, foreshadowing, conflict) shapes it. The default template is the wording of the released GPT-4 data;
-the paper's figure wording and the GPT-3.5 wording are selectable. Sampling is reproducible from a seed: story
-``i`` of seed ``s`` always gets the same words and features, whatever else is generated.
-"""
+"""TinyStories generation prompts: three random words and a random set of story features per story, in the wording
+of the released GPT-4 data (or the paper's, or GPT-3.5's); story ``i`` of seed ``s`` always gets the same ones."""
 
 from __future__ import annotations
 

@@ -1,23 +1,6 @@
-"""The child vocabulary that TinyStories prompts draw their words from.
-
-The paper (Eldan & Li, 2023) makes its synthetic stories diverse by asking the generating model to use three words
-picked at random, one verb, one noun and one adjective, from a vocabulary of about 1500 basic words that a 3-4 year
-old child understands. This module loads and validates such a vocabulary: the bundled, hand-compiled
-``tinystories/resources/vocabulary.json`` by default, or a user's own list as JSON or as plain text.
-
-JSON format: an object with the lists ``"nouns"``, ``"verbs"`` and ``"adjectives"``; keys starting with ``_`` (such
-as ``"_about"``) are comments and ignored. Plain-text format (a ``.txt`` file), one category per line, a category may
-come back on several lines, blank lines and lines starting with ``#`` are ignored::
-
-    # my words
-    noun: dog, ball, mom
-    verb: run, jump, play
-    adjective: happy, big, red
-
-Every word must be a lowercase alphabetic single word (``a``-``z`` only) and appear once per category; a word may be in
-two categories (``hug`` is a noun and a verb). Anything else raises ``ValueError`` naming the file and the problem, so a
-bad list fails when loaded instead of producing odd prompts later.
-"""
+"""The child vocabulary that TinyStories prompts draw their three words from (a verb, a noun, an adjective): the
+bundled ``resources/vocabulary.json`` or a user's own list as JSON or plain text, validated when loaded
+(docs/generation.md: the formats)."""
 
 from __future__ import annotations
 
