@@ -22,19 +22,18 @@ def push_trained_model(training_args) -> dict[str, Any]:
     """The saved model with this package's card (``tinystories.hub.push_model``). The repo is ``hub_model_id``,
     else the name of ``output_dir`` in the token owner's namespace; the token is ``hub_token``, else HF_TOKEN or
     the login's."""
-    from .hub import push_model
+    from .hub import PushOptions, push_model
 
     output_dir = training_args.output_dir
     repo_id = training_args.hub_model_id or os.path.basename(os.path.abspath(output_dir))
+    options = PushOptions(
+        private=bool(training_args.hub_private_repo),
+        revision=training_args.hub_revision,
+        commit_message="End of training (tinystories train)",
+        token=training_args.hub_token,
+    )
     try:
-        result = push_model(
-            output_dir,
-            repo_id,
-            private=bool(training_args.hub_private_repo),
-            revision=training_args.hub_revision,
-            commit_message="End of training (tinystories train)",
-            token=training_args.hub_token,
-        )
+        result = push_model(output_dir, repo_id, options)
     except Exception:
         logger.error("The push failed; the model is saved: tinystories push model %s %s", output_dir, repo_id)
         raise
