@@ -21,7 +21,7 @@ import argparse
 import asyncio
 import json
 import os
-import socket
+import re
 import statistics
 import subprocess
 import sys
@@ -80,36 +80,35 @@ def load() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "unknown"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def health(root: str) -> dict:
     with urllib.request.urlopen(f"{root}/health", timeout=5) as response:
         return json.load(response)
 
 
 def start_server(model: str, max_batch_size: int, log_dir: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    log = open(os.path.join(log_dir, f"server-{max_batch_size}.log"), "w")
-    command = [sys.executable, "-m", "tinystories", "serve", model, "--port", str(port), "--log_level", "warning"]
+    """A server on a port the OS picks (``--port 0``); its log file (the URL is read from it by ``wait_ready``)."""
+    log_path = os.path.join(log_dir, f"server-{max_batch_size}.log")
+    command = [sys.executable, "-m", "tinystories", "serve", model, "--port", "0", "--log_level", "info"]
     command += ["--max_batch_size", str(max_batch_size), "--served_model_name", "bench"]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    return process, f"http://127.0.0.1:{port}"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    return process, log_path
 
 
-def wait_ready(process: subprocess.Popen, root: str) -> None:
+def wait_ready(process: subprocess.Popen, log_path: str) -> str:
+    """The server's root URL once ``/health`` answers (the URL is the one its log names at start)."""
     deadline = time.monotonic() + 120
     while True:
+        match = re.search(r"Serving \S+ .* at (http://\S+)/v1", open(log_path, encoding="utf-8").read())
         try:
-            health(root)
-            return
+            if match:
+                health(match.group(1))
+                return match.group(1)
         except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server at {root} did not start") from None
-            time.sleep(0.2)
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not start; its log: {log_path}")
+        time.sleep(0.2)
 
 
 async def burst(root: str, requests: int, max_tokens: int, eos_id: int) -> tuple[float, int]:
@@ -152,14 +151,15 @@ def main() -> None:
 
         tokenizer = AutoTokenizer.from_pretrained(model)
         eos_id = tokenizer.eos_token_id or 0
-        servers = {
+        started = {
             "one at a time": start_server(model, 1, tmp),
             "batched": start_server(model, args.max_batch_size, tmp),
         }
+        servers: dict[str, tuple[subprocess.Popen, str]] = {}
         try:
-            for process, root in servers.values():
-                wait_ready(process, root)
-                asyncio.run(burst(root, 2, 4, eos_id))  # untimed warm-up: first-call costs
+            for name, (process, log_path) in started.items():
+                servers[name] = (process, wait_ready(process, log_path))
+                asyncio.run(burst(servers[name][1], 2, 4, eos_id))  # untimed warm-up: first-call costs
             described = args.model or f"a fresh {args.preset}-shaped GPT-Neo (vocab {len(tokenizer)})"
             print(
                 f"{described}: {args.requests} concurrent completions x {args.max_tokens} tokens, temperature 1, "
@@ -195,9 +195,13 @@ def main() -> None:
                 f"{'bare generate':<16}{args.requests / ceiling:>12.2f}{tokens / ceiling:>10.0f}{1:>16}"
                 f"{args.requests:>10}{args.requests / ceiling / baseline:>7.1f}x   (one model.generate call, no HTTP)"
             )
+            batched = args.requests / statistics.median(s[0] for s in samples["batched"])
+            print(
+                f"batched: {batched / baseline:.1f}x one at a time, {batched * ceiling / args.requests:.0%} of bare generate"
+            )
             print(f"load average after: {load()} (other work on the machine skews every number above)")
         finally:
-            for process, _ in servers.values():
+            for process, _ in started.values():
                 process.terminate()
                 process.wait(timeout=30)
 
