@@ -45,6 +45,32 @@ def write_v2(path, stories) -> str:
     return str(path)
 
 
+def assert_png_of(path, figure, dpi):
+    """The PNG at ``path`` decodes to an image of ``figure``'s size at ``dpi``, drawn on (not a blank canvas)."""
+    import matplotlib.image
+    import numpy as np
+
+    pixels = matplotlib.image.imread(path, format="png")
+    width, height = (figure.get_size_inches() * dpi).round().astype(int)
+    assert pixels.shape[:2] == (height, width), (pixels.shape, width, height)
+    colours = np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)
+    assert len(colours) > 16, len(colours)  # bars, text and anti-aliased edges: many colours
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """Credentials and endpoints set by a test without monkeypatch (``os.environ.setdefault(...)``) do not leak into
+    the tests after it: each test starts with the values the session started with."""
+    names = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "HF_TOKEN")
+    saved = {name: os.environ.get(name) for name in names}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture
 def stories():
     return make_stories(120)

@@ -16,7 +16,9 @@ the two completion endpoints. Kinds:
 
 ``"429"``        status 429 with a ``retry-after`` header and an OpenAI error body
 ``"500"``        status 500 with an OpenAI error body
-``"timeout"``    waits ``timeout_sleep`` seconds, then answers normally (the client should have timed out)
+``"timeout"``    holds the reply until the client gives up (closes the connection), :meth:`FakeOpenAIServer.release_held`
+                 or the server stops (or at most ``timeout_sleep`` seconds when set), then answers normally: the
+                 client times out whatever its timeout, with no race against a sleep
 ``"truncated"``  status 200 and the Content-Length of the full body, but only half the body, then the
                  connection is closed
 ``"length"``     a normal reply whose choices are cut mid-sentence, with ``finish_reason == "length"``
@@ -324,6 +326,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             rejected = [key for key in self.owner.reject_params if key in request]
             if rejected:  # a server without this feature (e.g. no logprobs): a 400 naming the argument
+                self.owner._record_rejected(request, rejected[0])
                 message = f"Unrecognized request argument supplied: {rejected[0]}"
                 self._send_json(400, error_body(message, "invalid_request_error", "unsupported", rejected[0]))
                 return
@@ -335,8 +338,35 @@ class _Handler(BaseHTTPRequestHandler):
         fault = record["fault"]
         if owner.latency > 0:
             owner._stop.wait(owner.latency)
-        while not owner._replies_allowed.wait(0.05) and not owner._stop.is_set():
-            pass  # pause_replies(): requests wait here, in flight, until resume_replies() or stop()
+        if fault == "timeout":
+            self._hold(record)
+        with owner._gate():  # pause_replies(): requests wait here, in flight, until resume_replies() or stop()
+            self._answer(kind, request, record)
+
+    def _hold(self, record: dict) -> None:
+        """Hold a "timeout" reply until the client hangs up, release_held(), stop() or ``timeout_sleep``."""
+        owner = self.owner
+        deadline = None if owner.timeout_sleep is None else time.monotonic() + owner.timeout_sleep
+        with owner._changed:
+            record["held"] = True
+            owner._changed.notify_all()
+        try:
+            while not owner._stop.is_set() and not owner._release.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
+                try:  # wakes at once when the client closes its end (readable, then end-of-file)
+                    readable, _, _ = select.select([self.connection], [], [], 0.05)
+                except OSError:
+                    return
+                if readable and self._client_gone():
+                    return
+        finally:
+            with owner._changed:
+                record["held"] = False
+                owner._changed.notify_all()
+
+    def _answer(self, kind: str, request: dict, record: dict) -> None:
+        owner, fault = self.owner, record["fault"]
         if fault == "429":
             retry_after = owner.retry_after
             payload = error_body("Rate limit reached (fake server).", "requests", "rate_limit_exceeded")
@@ -346,8 +376,6 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "500":
             self._reply(record, 500, error_body("The server had an error (fake server).", "server_error", None))
             return
-        if fault == "timeout":
-            owner._stop.wait(owner.timeout_sleep)
         try:
             payload = owner._build_reply(kind, request, record["index"], fault)
         except Exception as err:  # a broken responder: answer like a server error, and keep the error
@@ -398,13 +426,20 @@ class FakeOpenAIServer:
             that fault; several kinds apply one after another in the dict's order. Takes precedence over
             ``faults``; afterwards the random faults (if any) apply.
         retry_after: value of the ``retry-after`` header of 429 replies (and ``retry-after-ms``).
-        timeout_sleep: seconds a ``"timeout"`` fault waits before answering normally.
+        timeout_sleep: ``None`` (default): a ``"timeout"`` fault holds its reply until the client gives up,
+            :meth:`release_held` or :meth:`stop`; a number: at most that many seconds, then it answers normally.
         require_api_key: when set, requests without ``Authorization: Bearer <key>`` get a 401.
-        reject_params: request keys the server does not support (say ``("logprobs",)``): such a request gets a 400.
+        reject_params: request keys the server does not support (say ``("logprobs",)``): such a request gets a 400
+            and is listed in ``rejected_requests`` (not in ``requests``).
+        batch_delay: seconds before a batch is processed; batch_expire_after: process only that many lines of a
+            batch, then expire it.
+        batch_fail_ids: custom_ids of batch lines answered in the batch's error file (status 400);
+            batch_fail_in_output_ids: custom_ids answered in the output file with ``status_code`` 500.
 
     Accounting (thread-safe; completion requests only): ``requests``, ``num_requests``, ``num_completed``,
-    ``num_succeeded``, ``faults_injected``, ``max_concurrency``, ``records``, :meth:`repeated_identical_requests`,
-    :meth:`reset_counters`.
+    ``num_succeeded``, ``faults_injected``, ``max_concurrency``, ``in_flight``, ``records``, ``rejected_requests``,
+    :meth:`repeated_identical_requests`, :meth:`reset_counters`. Synchronisation for tests, on events rather than
+    sleeps: :meth:`wait_until`, :meth:`pause_replies` / :meth:`resume_replies`, :meth:`release_held`.
     """
 
     def __init__(
@@ -417,17 +452,19 @@ class FakeOpenAIServer:
         fail_first: dict[str, int] | None = None,
         seed: int = 0,
         retry_after: float = 0.05,
-        timeout_sleep: float = 2.0,
+        timeout_sleep: float | None = None,
         require_api_key: str | None = None,
         batch_delay: float = 0.0,
         batch_expire_after: int | None = None,
         batch_fail_ids: tuple[str, ...] = (),
+        batch_fail_in_output_ids: tuple[str, ...] = (),
         reject_params: tuple[str, ...] = (),
     ) -> None:
         self.reject_params = tuple(reject_params)  # request keys answered with HTTP 400 (an unsupported feature)
         self.batch_delay = batch_delay  # seconds before a batch is processed
         self.batch_expire_after = batch_expire_after  # process only this many lines, then expire the batch
-        self.batch_fail_ids = set(batch_fail_ids)  # custom_ids answered with an error line
+        self.batch_fail_ids = set(batch_fail_ids)  # custom_ids answered with a line of the error file
+        self.batch_fail_in_output_ids = set(batch_fail_in_output_ids)  # custom_ids answered 500 in the output file
         self._files: dict[str, bytes] = {}
         self._batches: dict[str, dict] = {}
         self.batch_inputs: list[list[str]] = []  # the JSONL lines of every batch created
@@ -445,13 +482,15 @@ class FakeOpenAIServer:
         self.latency = float(latency)
         self.seed = seed
         self.retry_after = float(retry_after)
-        self.timeout_sleep = float(timeout_sleep)
+        self.timeout_sleep = None if timeout_sleep is None else float(timeout_sleep)
         self.require_api_key = require_api_key
 
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)  # notified whenever a request's state changes
         self._stop = threading.Event()
-        self._replies_allowed = threading.Event()
-        self._replies_allowed.set()
+        self._release = threading.Event()  # release_held(): held "timeout" replies are answered
+        self._paused = False
+        self._passing = 0  # replies past the pause gate and not yet sent
         self._connections: set[socket.socket] = set()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -479,6 +518,8 @@ class FakeOpenAIServer:
         if httpd is None:
             return
         self._stop.set()  # wakes handlers waiting on latency / timeout faults
+        with self._changed:
+            self._changed.notify_all()
         httpd.shutdown()
         with self._lock:
             connections = list(self._connections)
@@ -542,7 +583,15 @@ class FakeOpenAIServer:
             item = json.loads(line)
             if self.batch_expire_after is not None and position >= self.batch_expire_after:
                 break  # the 24 h window ran out: the rest is never processed
-            with self._lock:
+            custom_id = item["custom_id"]
+            if custom_id in self.batch_fail_ids:
+                status, body = 400, error_body("bad request (fake)", "invalid_request_error", None)
+            elif custom_id in self.batch_fail_in_output_ids:
+                status, body = 500, error_body("The server had an error (fake server).", "server_error", None)
+            else:
+                status, body = 200, None
+            now = time.monotonic()
+            with self._changed:
                 index = len(self._records)
                 self._records.append(
                     {
@@ -550,55 +599,78 @@ class FakeOpenAIServer:
                         "request": item["body"],
                         "key": canonical_json(item["body"]),
                         "fault": None,
-                        "status": 200,
+                        "status": status,
                         "delivered": True,
-                        "completed": True,
-                        "success": True,
+                        "completed": status == 200,
+                        "success": status == 200,  # a failed line is not paid for: asking again is no repeat
+                        "held": False,
+                        "arrived_at": now,
+                        "replied_at": now,
                         "batch": batch["id"],
                     }
                 )
-            if item["custom_id"] in self.batch_fail_ids:
-                errors.append(
-                    {
-                        "id": f"batch_req_{position}",
-                        "custom_id": item["custom_id"],
-                        "response": {
-                            "status_code": 400,
-                            "body": error_body("bad request (fake)", "invalid_request_error", None),
-                        },
-                        "error": None,
-                    }
-                )
-                continue
-            body = self._build_reply("chat", item["body"], index, None)
-            outputs.append(
-                {
-                    "id": f"batch_req_{position}",
-                    "custom_id": item["custom_id"],
-                    "response": {"status_code": 200, "request_id": f"req_{position}", "body": body},
-                    "error": None,
-                }
-            )
-        with self._lock:
+                self._changed.notify_all()
+            if body is None:
+                body = self._build_reply("chat", item["body"], index, None)
+            line = {
+                "id": f"batch_req_{position}",
+                "custom_id": custom_id,
+                "response": {"status_code": status, "request_id": f"req_{position}", "body": body},
+                "error": None,
+            }
+            (errors if custom_id in self.batch_fail_ids else outputs).append(line)
+        with self._changed:
             for name, rows in (("output_file_id", outputs), ("error_file_id", errors)):
                 if rows:
                     file_id = f"file-fake{len(self._files):04d}"
                     self._files[file_id] = "".join(json.dumps(r) + "\n" for r in rows).encode()
                     batch[name] = file_id
-            batch["request_counts"] = {"total": len(lines), "completed": len(outputs), "failed": len(errors)}
+            completed = sum(line["response"]["status_code"] == 200 for line in outputs)
+            batch["request_counts"] = {"total": len(lines), "completed": completed, "failed": len(lines) - completed}
             batch["status"] = (
                 "expired"
                 if self.batch_expire_after is not None and len(lines) > self.batch_expire_after
                 else "completed"
             )
+            self._changed.notify_all()
 
-    def pause_replies(self) -> None:
-        """Hold every completion reply (requests stay in flight) until :meth:`resume_replies`: lets a test
-        freeze the traffic, e.g. to kill a client at a moment when no reply is half-processed."""
-        self._replies_allowed.clear()
+    # --- synchronisation for tests -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _gate(self) -> Iterator[None]:
+        with self._changed:
+            while self._paused and not self._stop.is_set():
+                self._changed.wait(0.05)
+            self._passing += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._passing -= 1
+                self._changed.notify_all()
+
+    def pause_replies(self, timeout: float = 60.0) -> None:
+        """Hold every completion reply not yet started (requests stay in flight) until :meth:`resume_replies`, and
+        return once every reply already started is recorded and sent: the traffic is frozen, e.g. to kill a client
+        at a moment when no reply is half-processed. Raises ``TimeoutError`` if a reply never ends."""
+        with self._changed:
+            self._paused = True
+            if not self._changed.wait_for(lambda: self._passing == 0, timeout):
+                raise TimeoutError(f"{self._passing} replies were still being sent after {timeout} s")
 
     def resume_replies(self) -> None:
-        self._replies_allowed.set()
+        with self._changed:
+            self._paused = False
+            self._changed.notify_all()
+
+    def release_held(self) -> None:
+        """Answer the held ``"timeout"`` replies (and those to come) normally."""
+        self._release.set()
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 60.0) -> bool:
+        """Wait until ``condition()`` (which may read this server's accounting) is true, re-checked whenever a
+        request arrives, is held, answered or leaves; ``False`` if it is still false after ``timeout`` seconds."""
+        with self._changed:
+            return self._changed.wait_for(condition, timeout)
 
     def __enter__(self) -> FakeOpenAIServer:
         return self.start()
@@ -623,6 +695,7 @@ class FakeOpenAIServer:
 
     def _reset_counters(self) -> None:
         self._records: list[dict] = []
+        self._rejected: list[dict] = []
         self._faults_injected: Counter[str] = Counter()
         self._max_concurrency = 0
 
@@ -647,18 +720,25 @@ class FakeOpenAIServer:
             self.handler_errors.append(err)
 
     def _enter_flight(self) -> None:
-        with self._lock:
+        with self._changed:
             self._in_flight_now += 1
             self._max_concurrency = max(self._max_concurrency, self._in_flight_now)
+            self._changed.notify_all()
 
     def _leave_flight(self) -> None:
-        with self._lock:
+        with self._changed:
             self._in_flight_now -= 1
+            self._changed.notify_all()
+
+    def _record_rejected(self, request: dict, param: str) -> None:
+        with self._changed:
+            self._rejected.append({"request": request, "status": 400, "param": param})
+            self._changed.notify_all()
 
     def _admit(self, request: dict) -> dict:
         """Record a completion request and decide its fault; returns its record."""
         key = canonical_json(request)
-        with self._lock:
+        with self._changed:
             draw = self._rng.random() if self.faults else None
             attempt = self._attempts[key]
             self._attempts[key] += 1
@@ -687,16 +767,22 @@ class FakeOpenAIServer:
                 "delivered": False,
                 "completed": False,
                 "success": False,
+                "held": False,
+                "arrived_at": time.monotonic(),
+                "replied_at": None,
             }
             self._records.append(record)
+            self._changed.notify_all()
             return record
 
     def _finish(self, record: dict, status: int, delivered: bool = True) -> None:
-        with self._lock:
+        with self._changed:
+            record["replied_at"] = time.monotonic()
             record["status"] = status
             record["delivered"] = delivered
             record["completed"] = delivered and status == 200 and record["fault"] not in _UNDELIVERED_FAULTS
             record["success"] = record["completed"] and record["fault"] is None
+            self._changed.notify_all()
 
     def _build_reply(self, kind: str, request: dict, index: int, fault: str | None) -> dict:
         prompts = request.get("prompt") if kind == "completions" else None
@@ -767,7 +853,8 @@ class FakeOpenAIServer:
     @property
     def records(self) -> list[dict]:
         """One dict per completion request: index, request, key (canonical JSON), fault (kind or None), status
-        (None while in flight), delivered (False if sending the reply failed), completed, success."""
+        (None while in flight), delivered (False if sending the reply failed), completed, success, held (a
+        "timeout" reply being held now), arrived_at and replied_at (``time.monotonic()``; None while in flight)."""
         with self._lock:
             return [dict(r) for r in self._records]
 
@@ -776,6 +863,19 @@ class FakeOpenAIServer:
         """Parsed bodies of the completion requests, in arrival order (auth, JSON and streaming errors excluded)."""
         with self._lock:
             return [r["request"] for r in self._records]
+
+    @property
+    def rejected_requests(self) -> list[dict]:
+        """Completion requests refused for an unsupported parameter (``reject_params``), in arrival order: dicts of
+        request (the parsed body), status (400) and param (the parameter named in the error)."""
+        with self._lock:
+            return [dict(r) for r in self._rejected]
+
+    @property
+    def in_flight(self) -> int:
+        """Requests (any endpoint) in flight now: arrived, reply not yet started."""
+        with self._lock:
+            return self._in_flight_now
 
     @property
     def num_requests(self) -> int:

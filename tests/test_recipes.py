@@ -2,6 +2,7 @@ import glob
 import os
 
 import pytest
+import torch
 import yaml
 from accelerate.commands.config.config_args import ClusterConfig
 
@@ -20,6 +21,13 @@ TRAIN_RECIPES = [
     if "accelerate_configs" not in p and p not in GENERATION_RECIPES and p not in EVALUATION_RECIPES
 ]
 ACCELERATE_CONFIGS = sorted(glob.glob(os.path.join(REPO, "recipes", "accelerate_configs", "*.yaml")))
+
+
+def test_every_kind_of_recipe_is_found():
+    # the parametrized tests below run once per recipe: an empty list would skip them, not fail them
+    assert len(TRAIN_RECIPES) >= len(PRESETS)
+    assert GENERATION_RECIPES  # the generation folder exists and holds recipes
+    assert len(EVALUATION_RECIPES) >= 2
 
 
 def test_every_preset_has_a_recipe_and_a_readme_with_its_launch_line():
@@ -101,10 +109,13 @@ def test_overrides_are_typed_and_merged(tmp_path):
     )
     assert cfg.training.max_steps == 20
     assert cfg.training.learning_rate == 5e-4  # YAML reads 5e-4 as text: coerced to float
-    assert cfg.training.bf16 is True and cfg.training.use_cpu is True  # bf16 autocast on a CPU machine
+    # bf16 autocast: on the CPU when the machine has no accelerator, on the accelerator when it has one
+    has_accelerator = torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+    assert cfg.training.bf16 is True and cfg.training.use_cpu is (not has_accelerator)
     assert cfg.training.warmup_steps == 0.1
     assert cfg.peft.use_peft is True and cfg.peft.lora_target_modules == ["q_proj", "v_proj"]
     assert cfg.model.config_overrides == {"hidden_size": 64, "num_layers": 4}
+    assert parse_train_args([str(recipe)]).training.use_cpu is False  # without bf16 the device is left alone
 
 
 @pytest.mark.parametrize(
@@ -150,7 +161,6 @@ def test_generation_recipe_parses_with_unknown_keys_rejected(path):
 
     (args,) = RecipeParser(classes=(GenerateArguments,)).parse([path])
     assert args.model and args.num_stories > 0 and args.output_dir
-    assert GENERATION_RECIPES  # the folder exists and holds recipes
 
 
 @pytest.mark.parametrize("path", EVALUATION_RECIPES, ids=lambda p: os.path.relpath(p, REPO))
@@ -160,6 +170,5 @@ def test_evaluation_recipe_parses_with_unknown_keys_rejected(path):
     (args,) = RecipeParser(classes=(EvaluateArguments,)).parse([path, "--model_name_or_path", "a", "b"])
     assert args.model_name_or_path == ["a", "b"] and args.judge_model and args.num_completions == 10
     assert args.temperature == 1.0 and args.output_dir
-    assert len(EVALUATION_RECIPES) >= 2
     with pytest.raises(RecipeError, match="judge_modle"):
         RecipeParser(classes=(EvaluateArguments,)).parse([path, "--judge_modle", "x"])

@@ -5,13 +5,18 @@ import random
 
 import numpy as np
 import pytest
-from conftest import make_stories
+from conftest import assert_png_of, make_stories
 
 import tinystories.evaluation.ngram_index
-from tinystories.evaluation.diversity import DiversityReport, cut_story, diversity_report, plot_diversity
+from tinystories.evaluation.diversity import (
+    MEASURES,
+    DiversityReport,
+    cut_story,
+    diversity_figure,
+    diversity_report,
+    plot_diversity,
+)
 from tinystories.evaluation.ngram_index import NgramIndex, rouge_n_precision, tokenize_words
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def random_stories(count: int, seed: int, vocabulary_size: int = 25) -> list[str]:
@@ -227,12 +232,26 @@ def test_summary_of_an_empty_report():
     assert summary["rouge_vs_truth"]["histogram"] == [0] * 10
 
 
-def test_plot_diversity_writes_a_png(tmp_path):
+def test_plot_diversity_draws_each_measure_histogram_and_mean(tmp_path):
     training, sources, truths, completions = make_report_inputs()
     report = diversity_report(completions, truths, training, sources, progress=False)
+    summary = report.summary()
+    figure = diversity_figure(report, title="test")
+    assert figure._suptitle.get_text() == "test (20 completions)"
+    panels = figure.axes
+    assert len(panels) == 3
+    for ax, measure in zip(panels, MEASURES):
+        assert [bar.get_height() for bar in ax.patches] == summary[measure]["histogram"]  # one bar per bin
+        assert [bar.get_x() for bar in ax.patches] == pytest.approx(summary["histogram_bin_edges"][:-1])
+        (mean_line,) = ax.get_lines()
+        mean = summary[measure]["mean"]
+        assert list(mean_line.get_xdata()) == pytest.approx([mean, mean])
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"mean {mean:.2f}"]
+    assert "closest training story" in panels[2].get_xlabel()
     path = plot_diversity(report, str(tmp_path / "plots" / "diversity.png"), title="test")
-    with open(path, "rb") as f:
-        assert f.read(8) == PNG_MAGIC
-    empty = plot_diversity(DiversityReport(), str(tmp_path / "empty.png"))
-    with open(empty, "rb") as f:
-        assert f.read(8) == PNG_MAGIC
+    assert_png_of(path, figure, dpi=100)
+
+    empty = diversity_figure(DiversityReport())
+    assert all(bar.get_height() == 0 for ax in empty.axes for bar in ax.patches)
+    assert not any(ax.get_lines() or ax.get_legend() for ax in empty.axes)  # no mean of nothing
+    assert_png_of(plot_diversity(DiversityReport(), str(tmp_path / "empty.png")), empty, dpi=100)

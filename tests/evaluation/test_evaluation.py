@@ -10,13 +10,13 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, assert_png_of
+from matplotlib.container import ErrorbarContainer
 from openai_server import FakeOpenAIServer
 
 from tinystories.evaluation import EvaluateArguments, comparison_table, instruct_prompt, model_folders, model_slug
+from tinystories.evaluation.plots import DPI, comparison_figure, scores_figure
 from tinystories.evaluation.sampling import SamplingSettings, sample_completions
-
-PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def judge(request):
@@ -28,6 +28,31 @@ def judge(request):
     completion = shown.rsplit("***", 1)[-1] if "***" in shown else ""
     grammar = 3 + len(completion) % 6
     return f"Grammar: {grammar}/10, Creativity: 4/10, Consistency: 5/10, Plot: 6/10, Age group: B"
+
+
+def tick_labels(ax):
+    return [label.get_text() for label in ax.get_xticklabels()]
+
+
+def check_scores_figure(results, png):
+    """The figure of ``results`` shows its scores (bars, 95% intervals, age groups), names the model and the judge,
+    and ``png`` is that figure."""
+    figure = scores_figure(results)
+    figure.draw_without_rendering()  # lays out the categorical tick labels
+    grades, ages = figure.axes
+    scores = results["scores"]
+    axes = tick_labels(grades)
+    assert axes == [a for a in ("grammar", "creativity", "consistency", "plot") if a in scores]
+    assert [bar.get_height() for bar in grades.patches] == pytest.approx([scores[a] for a in axes])
+    (errorbars,) = [c for c in grades.containers if isinstance(c, ErrorbarContainer)]
+    intervals = errorbars.lines[2][0].get_segments()
+    ends = [end for segment in intervals for end in segment[:, 1]]  # each interval's low and high end
+    assert ends == pytest.approx([end for a in axes for end in scores[f"{a}_ci"]])
+    shares = dict(zip(tick_labels(ages), (bar.get_height() for bar in ages.patches)))
+    assert shares == pytest.approx(scores["age_group"])
+    assert results["judge_model"] in grades.get_title()
+    assert figure._suptitle.get_text().startswith(f"{results['model_name_or_path']}: {scores['num_graded']} graded")
+    assert_png_of(png, figure, DPI)
 
 
 def run_cli(*args, cwd=REPO):
@@ -109,7 +134,7 @@ def test_evaluate_cli_writes_every_result_and_a_rerun_pays_nothing(tiny_model, t
     assert set(results["probes"]) == {"factual", "reasoning", "context"}
     assert sum(p["total"] for p in results["probes"].values()) == 30
     assert len([s for s in samples if s.get("probe")]) == 30
-    assert (folder / "gpt_eval.png").read_bytes()[:8] == PNG
+    check_scores_figure(results, folder / "gpt_eval.png")
     # the model card of `tinystories push model ... --eval_results results.json` reads these very results
     from tinystories.hub import load_eval_results, render_model_card
 
@@ -137,8 +162,18 @@ def test_several_models_get_a_comparison(tiny_model, tmp_path):
     assert [m["model_name_or_path"] for m in comparison["models"]] == [tiny_model, str(other)]
     table = (out / "comparison.md").read_text()
     assert table.count("\n| `") == 2 and "grammar" in table
-    assert (out / "comparison.png").read_bytes()[:8] == PNG
     assert (out / "tiny-copy" / "results.json").is_file()
+    every = [json.loads((out / name / "results.json").read_text()) for name in (model_slug(tiny_model), "tiny-copy")]
+    figure = comparison_figure(every)
+    (ax,) = figure.axes
+    assert "fake-judge" in ax.get_title()
+    lines = {container.get_label(): container.lines[0] for container in ax.containers}
+    assert set(lines) == {"grammar", "creativity", "consistency"}
+    for axis, line in lines.items():  # one point per model at its size, at its mean grade
+        assert list(line.get_xdata()) == pytest.approx([r["num_parameters"] / 1e6 for r in every])
+        assert list(line.get_ydata()) == pytest.approx([r["scores"][axis] for r in every])
+    assert {text.get_text() for text in ax.texts} == {os.path.basename(tiny_model), "tiny-copy"}
+    assert_png_of(out / "comparison.png", figure, DPI)
 
 
 def test_instruct_config_grades_stories_against_instructions(tiny_model, tmp_path):
@@ -281,7 +316,12 @@ def test_diversity_check_on_cut_training_stories(tiny_model, tmp_path):
     for measure in ("rouge_vs_truth", "max_rouge_vs_others", "closest_train_rouge"):
         values = saved["report"][measure]
         assert len(values) == 12 and all(0.0 <= v <= 1.0 for v in values)
-    assert (folder / "diversity.png").read_bytes()[:8] == PNG
+    from tinystories.evaluation.diversity import DiversityReport, diversity_figure
+
+    report = DiversityReport(**{k: v for k, v in saved["report"].items() if k != "summary"})
+    figure = diversity_figure(report)
+    assert [bar.get_height() for bar in figure.axes[0].patches] == saved["summary"]["rouge_vs_truth"]["histogram"]
+    assert_png_of(folder / "diversity.png", figure, dpi=100)
 
 
 def test_completions_are_reused_only_for_the_same_weights(tiny_model, tmp_path, capsys):

@@ -4,7 +4,7 @@ import re
 
 import evaluate
 import pytest
-from openai_server import FakeOpenAIServer
+from openai_server import FakeOpenAIServer, canonical_json
 
 import tinystories.metrics
 from tinystories.evaluation.grade_parsing import parse_grades
@@ -226,7 +226,13 @@ def test_a_judge_that_refuses_logprobs_is_asked_without(tmp_path):
     metric = evaluate.load(tinystories.metrics.GPT_EVAL, cache_dir=str(tmp_path / "c"), progress=False)
     with FakeOpenAIServer(responder=judge, reject_params=("logprobs",)) as server:
         scores = metric.compute(predictions=PREDICTIONS[:2], references=REFERENCES[:2], base_url=server.base_url)
-        bodies = [r for r in server.requests if len(r["messages"]) > 1]
+        refused, answered = server.rejected_requests, server.requests
     assert scores["num_graded"] == 2 and scores["grammar"] == 8.5
     assert "grammar_weighted" not in scores
-    assert all("logprobs" not in body for body in bodies)  # only successful requests are recorded
+    # each grade turn was first asked with logprobs and refused with a 400 naming them (not retried as such) ...
+    assert [(r["status"], r["param"]) for r in refused] == [(400, "logprobs")] * 2
+    assert all(r["request"]["logprobs"] is True and len(r["request"]["messages"]) == 3 for r in refused)
+    # ... then asked again, the same request without the logprobs parameters, and answered
+    without = [{k: v for k, v in r["request"].items() if k not in ("logprobs", "top_logprobs")} for r in refused]
+    grade_turns = [r for r in answered if len(r["messages"]) == 3]
+    assert sorted(map(canonical_json, grade_turns)) == sorted(map(canonical_json, without))

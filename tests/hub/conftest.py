@@ -60,8 +60,8 @@ def generated_dataset(tmp_path_factory):
     from tinystories.cli import generate
 
     out = tmp_path_factory.mktemp("generated") / "tinystories-fake"
-    os.environ.setdefault("OPENAI_API_KEY", "sk-test")
-    with FakeOpenAIServer() as server:
+    with pytest.MonkeyPatch.context() as environment, FakeOpenAIServer() as server:
+        environment.setenv("OPENAI_API_KEY", "sk-test")  # for this fixture only
         generate(
             [
                 *("--model", "fake-gpt", "--base_url", server.base_url, "--num_stories", "40"),

@@ -9,6 +9,7 @@ from openai_server import FakeOpenAIServer
 from tinystories.cli import generate
 from tinystories.llm import LLMConfig, LLMEngine
 from tinystories.llm.batch_api import BatchRunner, split_jsonl
+from tinystories.llm.request_cache import request_key
 
 
 def requests(n):
@@ -65,6 +66,29 @@ def test_expired_batch_keeps_partial_results_and_the_rest_is_resubmitted(tmp_pat
         assert [len(lines) for lines in server.batch_inputs] == [10, 4]  # only the missing ones
         assert server.repeated_identical_requests() == 0
     assert all(r.ok for r in complete)
+
+
+def test_failed_lines_stay_uncached_and_only_they_are_resubmitted(tmp_path):
+    keys = [request_key("fake-gpt", messages, {"max_tokens": 200}) for messages in requests(10)]
+    in_error_file, in_output_file = keys[1:3], keys[6:8]  # 400s in the error file; 500s among the outputs
+    with FakeOpenAIServer(batch_fail_ids=in_error_file, batch_fail_in_output_ids=in_output_file) as server:
+        first = runner(server, tmp_path).run(requests(10), max_tokens=200)
+        batch = server._batches["batch_fake0000"]
+        assert batch["error_file_id"] and batch["request_counts"] == {"total": 10, "completed": 6, "failed": 4}
+        failed = {r.key for r in first if not r.ok}
+        assert failed == {*in_error_file, *in_output_file}
+        assert all(r.error.startswith("batch:") for r in first if not r.ok)
+        cache = runner(server, tmp_path).engine.cache
+        assert all(cache.get(key) is None for key in failed)  # an error is never cached as a reply
+        assert all(cache.get(r.key) is not None for r in first if r.ok)
+
+        server.batch_fail_ids, server.batch_fail_in_output_ids = set(), set()
+        second = runner(server, tmp_path).run(requests(10), max_tokens=200)
+        resubmitted = {json.loads(line)["custom_id"] for line in server.batch_inputs[1]}
+        assert resubmitted == failed  # only the failed requests, the good ones are kept
+        assert server.repeated_identical_requests() == 0
+    assert all(r.ok for r in second)
+    assert [r.text for r in second if r.key not in failed] == [r.text for r in first if r.ok]
 
 
 def test_generate_with_the_batch_api(tmp_path):

@@ -40,6 +40,16 @@ def cached_rows(path):
             return 0
 
 
+def wait_for_rows(proc, path, enough, what):
+    """Poll the running client's cache file until it holds ``enough`` replies (no event crosses the process
+    boundary; the poll only decides when to go on, never what is asserted)."""
+    deadline = time.monotonic() + 120
+    while cached_rows(path) < enough:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
 def test_sigkill_half_way_then_restart_pays_nothing_twice(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
@@ -48,20 +58,20 @@ def test_sigkill_half_way_then_restart_pays_nothing_twice(tmp_path):
     with FakeOpenAIServer(latency=0.1, faults={"500": 0.05}, seed=1) as server:
         args = [sys.executable, str(script), server.base_url, str(cache_dir), str(out), str(N)]
         proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 120
-        while cached_rows(cache_dir / "requests.sqlite") < N // 2:
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "the run did not get half-way"
-            time.sleep(0.02)
-        # freeze the traffic, give the client time to store what it already received, then kill it with requests
-        # in flight: their replies come after its death and must not count as delivered (nor paid twice)
+        database = cache_dir / "requests.sqlite"
+        wait_for_rows(proc, database, N // 2, "the run did not get half-way")
+        # freeze the traffic (pause_replies returns once every reply already started is sent), wait until the client
+        # has stored every good reply it received, then kill it with requests in flight: their replies come after
+        # its death and must not count as delivered (nor paid twice)
         server.pause_replies()
-        time.sleep(0.5)
+        received = server.num_succeeded  # frozen now: no reply is sent until resume_replies()
+        wait_for_rows(proc, database, received, "the client did not store the replies it received")
+        assert cached_rows(database) == received
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         server.resume_replies()
         assert not out.exists()  # it really died half-way
-        done_before = cached_rows(cache_dir / "requests.sqlite")
+        done_before = cached_rows(database)
         assert N // 2 <= done_before < N
 
         finished = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)

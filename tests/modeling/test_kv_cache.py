@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers.cache_utils import DynamicCache
 
-from tinystories.modeling.kv_cache import GrowingCache, GrowingLayer
+from tinystories.modeling.kv_cache import CACHE_KWARG, GrowingCache, GrowingLayer
 from tinystories.models import build_model, tinystories_config
 
 
@@ -12,6 +12,20 @@ from tinystories.models import build_model, tinystories_config
 def model():
     config = tinystories_config("1M", num_layers=2, vocab_size=300, max_position_embeddings=1024)
     return build_model(config, seed=0).eval()
+
+
+def cache_of(output):
+    """The cache ``generate(..., return_dict_in_generate=True)`` ended with (``cache``; ``past_key_values`` before)."""
+    cache = output.get("cache")
+    return output.get("past_key_values") if cache is None else cache
+
+
+def assert_growing_cache_used(cache, num_layers, length):
+    assert isinstance(cache, GrowingCache), type(cache)
+    assert len(cache.layers) == num_layers and all(isinstance(layer, GrowingLayer) for layer in cache.layers)
+    assert cache.get_seq_length() == length
+    for layer in cache.layers:  # every layer appended into its own buffers
+        assert layer._key_buffer is not None and layer._key_buffer.shape[-2] >= length
 
 
 def prompts():
@@ -36,10 +50,19 @@ def test_generate_matches_dynamic_cache(model, mode):
     kwargs = dict(attention_mask=mask, pad_token_id=0, min_new_tokens=mode["max_new_tokens"], **mode)
     with torch.no_grad():
         torch.manual_seed(0)
-        ours = model.generate(ids, **kwargs)  # GrowingCache by default on this package's fast path
+        ours = model.generate(ids, return_dict_in_generate=True, **kwargs)  # GrowingCache: the fast path's default
         torch.manual_seed(0)
-        stock = model.generate(ids, past_key_values=DynamicCache(), **kwargs)
-    assert torch.equal(ours, stock)
+        stock = model.generate(ids, return_dict_in_generate=True, **{CACHE_KWARG: DynamicCache()}, **kwargs)
+    assert torch.equal(ours.sequences, stock.sequences)
+    # the last token is sampled from the cache of all the others and never itself enters it
+    assert_growing_cache_used(cache_of(ours), num_layers=2, length=ours.sequences.shape[1] - 1)
+    assert type(cache_of(stock)) is DynamicCache
+    if mode.get("num_beams", 1) == 1:  # no reordering: the keys each layer hands attention are views of its buffer
+        for ours_layer, stock_layer in zip(cache_of(ours).layers, cache_of(stock).layers):
+            assert ours_layer._buffers_hold_cache()
+            assert torch.equal(ours_layer.keys, stock_layer.keys) and torch.equal(
+                ours_layer.values, stock_layer.values
+            )
 
 
 def test_growing_layer_appends_without_reallocating_each_step():
@@ -58,12 +81,16 @@ def test_growing_layer_appends_without_reallocating_each_step():
     assert torch.equal(keys, torch.cat([first, *steps[:-3], steps[0]], dim=-2))
 
 
-def test_generate_keeps_an_explicit_cache(model):
+@pytest.mark.parametrize("name", sorted({"past_key_values", CACHE_KWARG}))
+def test_generate_keeps_an_explicit_cache(model, name):
     ids, mask = prompts()
     cache = DynamicCache()
     with torch.no_grad():
-        model.generate(ids, attention_mask=mask, past_key_values=cache, max_new_tokens=3, pad_token_id=0)
+        out = model.generate(
+            ids, attention_mask=mask, max_new_tokens=3, pad_token_id=0, return_dict_in_generate=True, **{name: cache}
+        )
     assert cache.get_seq_length() == 42 and not isinstance(cache, GrowingCache)
+    assert cache_of(out) is cache
 
 
 def test_copies_of_the_model_generate_with_their_own_weights(model):

@@ -119,3 +119,73 @@ def test_generator_based_builder_in_both_configs(tmp_path):
     assert default["train"][0]["text"] == default["train"][0]["story"]
     assert set(default["train"][0]["instruction"]) == {"prompt:", "words", "features"}
     assert "Story: \n" in instruct["train"][0]["text"] and instruct["train"][0]["summary"]
+
+
+def instruct_parts(out):
+    """The instruction parts (Summary, Features, Random sentence, Words) of each Instruct example in ``out``."""
+    loaded = datasets.load_dataset(str(out), "instruct")
+    texts = [text for split in loaded.values() for text in split["text"]]
+    return [{line.split(": ", 1)[0] for line in text.split("Story: \n", 1)[0].splitlines()} for text in texts]
+
+
+def test_ood_never_puts_summary_with_words_in_the_instruct_config(tmp_path):
+    shared = ["--instruct", "--cache_dir", str(tmp_path / "cache")]  # the same stories and summaries, paid once
+    with FakeOpenAIServer() as server:
+        run_generate(server, tmp_path / "iid", *shared)
+        sent = server.num_requests
+        summary = run_generate(server, tmp_path / "ood", *shared, "--ood")
+        assert server.num_requests == sent
+    iid, ood = instruct_parts(tmp_path / "iid"), instruct_parts(tmp_path / "ood")
+    assert len(ood) == len(iid) == summary["filters"]["kept"]
+    assert any({"Summary", "Words"} <= parts for parts in iid)  # without --ood the combination is common
+    assert not any({"Summary", "Words"} <= parts for parts in ood)
+    assert any("Summary" in parts for parts in ood) and any("Words" in parts for parts in ood)  # each still used
+    assert summary["arguments"]["ood"] is True
+
+
+def story_prompts(server):
+    return [r["messages"][0]["content"] for r in server.requests if "Summarize" not in r["messages"][0]["content"]]
+
+
+def test_template_changes_the_prompts_sent(tmp_path):
+    sent = {}
+    with FakeOpenAIServer() as server:
+        for template in ("gpt4", "paper", "gpt3.5"):
+            server.reset_counters()
+            summary = run_generate(server, tmp_path / template, "--template", template)
+            sent[template] = story_prompts(server)
+            assert summary["example_prompt"] in sent[template]
+            rows = datasets.load_dataset(str(tmp_path / template))["train"]
+            assert all(row["instruction"]["prompt:"] in sent[template] for row in rows)  # the prompt each story got
+    assert all(len(prompts) == len(set(prompts)) == 40 for prompts in sent.values())
+    assert all(p.endswith("Remember to only use simple words!\n\nPossible story:") for p in sent["gpt4"])
+    assert all("a 3 year old child would likely understand." in p for p in sent["paper"])
+    for template in ("paper", "gpt3.5"):
+        assert all(p.endswith("Remember to only use simple words!") for p in sent[template])
+    assert not any("likely" in p for p in sent["gpt3.5"] + sent["gpt4"])
+
+    def words(prompt):  # the seed draws the same words whatever the wording
+        return prompt.split("understand. ", 1)[1].split(" Remember", 1)[0]
+
+    assert sorted(map(words, sent["paper"])) == sorted(map(words, sent["gpt3.5"])) == sorted(map(words, sent["gpt4"]))
+
+
+def test_budget_stops_sending_says_so_and_a_rerun_loses_nothing_paid(tmp_path, caplog):
+    out = tmp_path / "data"
+    priced = ["--prices", "{fake-gpt: [1, 1000]}"]  # ~60 words a story at $1000 per 1M output tokens: ~$0.06
+    with FakeOpenAIServer() as server:
+        first = run_generate(server, out, "--budget_usd", "0.5", *priced)["engine"]["stories"]
+        paid, sent = server.num_succeeded, server.num_requests
+        assert first["budget_stopped"] and 0 < first["succeeded"] < 40
+        assert first["failures"]["budget"] == 40 - first["succeeded"]  # refused, never sent
+        assert sent == first["sent"] == paid == first["succeeded"]
+        assert first["cost_usd"] >= 0.5
+        assert "Budget of $0.50 reached" in caplog.text and "will not be paid again" in caplog.text
+
+        again = run_generate(server, out, "--budget_usd", "100", *priced)["engine"]["stories"]
+        assert server.num_requests == 40  # only the stories the budget refused were sent
+        assert server.repeated_identical_requests() == 0
+    assert again["cached"] == paid and again["sent"] == 40 - paid and again["succeeded"] == 40 - paid
+    assert not again["budget_stopped"]
+    rows = datasets.load_dataset(str(out))
+    assert len(rows["train"]) + len(rows["validation"]) > first["succeeded"]

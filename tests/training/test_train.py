@@ -4,7 +4,6 @@ import glob
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 
@@ -95,6 +94,52 @@ def test_smoke_recipe_on_sample_writes_a_model_plain_transformers_loads(v2_sampl
         assert key in results
     assert results["num_input_tokens_seen"] == 20 * 8 * 128
     assert math.isclose(results["perplexity"], math.exp(results["eval_loss"]), rel_tol=1e-6)
+
+
+def test_pruning_a_pretrained_tokenizer_as_the_published_recipes_do(tmp_path):
+    """recipes/tinystories-*/pretrain.yaml set tokenizer_name_or_path (GPT-Neo's BPE) and tokenizer_vocab_size: the
+    tokenizer is pruned to its most frequent tokens on the training stories, and the model sized to it."""
+    from tinystories.tokenization import EOS_TOKEN, train_tokenizer
+
+    base_folder = tmp_path / "base-tokenizer"  # a saved byte-level BPE stands for the Hub tokenizer
+    base = train_tokenizer(make_stories(300, seed=5), vocab_size=600)
+    base.save_pretrained(base_folder)
+    published = parse_train_args([os.path.join(REPO, "recipes", "tinystories-1M", "pretrain.yaml")]).model
+    assert published.tokenizer_name_or_path and published.tokenizer_vocab_size  # the path taken below
+
+    train_file = write_v2(tmp_path / "stories.txt", make_stories(160, seed=6))
+    out = tmp_path / "model"
+    results = main(
+        [
+            SMOKE,
+            "--train_file",
+            train_file,
+            *TINY,  # --tokenizer_vocab_size 300
+            "--tokenizer_name_or_path",
+            str(base_folder),
+            "--max_steps",
+            "12",
+            "--learning_rate",
+            "3e-3",
+            "--save_strategy",
+            "no",
+            "--output_dir",
+            str(out),
+        ]
+    )
+    pruned = AutoTokenizer.from_pretrained(out)
+    assert len(pruned) == 300 and pruned.eos_token == EOS_TOKEN
+    assert set(pruned.get_vocab()) <= set(AutoTokenizer.from_pretrained(base_folder).get_vocab())  # pruned, not new
+    text = make_stories(1, seed=9)[0] + " Zebras quack!"  # rare text too: byte fallback of byte-level BPE
+    ids = pruned(text)["input_ids"]
+    assert max(ids) < 300 and pruned.decode(ids) == text
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.config.vocab_size == 300 and model.get_input_embeddings().weight.shape[0] == 300
+    assert model.config.eos_token_id == pruned.eos_token_id
+    losses = train_losses(out)
+    assert sorted(losses) == list(range(1, 13)) and all(math.isfinite(loss) for loss in losses.values())
+    assert losses[12] < losses[1], losses  # it learns with the pruned vocabulary
+    assert math.isfinite(results["eval_loss"]) and results["eval_loss"] < math.log(300)
 
 
 def test_eval_loss_falls_well_below_its_start(v2_sample, tmp_path):
@@ -247,16 +292,12 @@ def test_lora_trains_only_adapters_and_merges(base_model, tmp_path):
     assert not torch.allclose(merged_logits, base_logits, atol=1e-3)  # and the adapters did change the model
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.distributed
 def test_two_process_training_counts_both_ranks(stories_txt, tmp_path):
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # PET_STANDALONE=1 is torchrun's --standalone, which accelerate launch passes on: the rendezvous store binds
+    # port 0 and the workers read its port back (no free port picked first and bound later, by anyone)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PET_STANDALONE": "1"}
     proc = subprocess.run(
         [
             "accelerate",
@@ -270,8 +311,6 @@ def test_two_process_training_counts_both_ranks(stories_txt, tmp_path):
             "no",
             "--dynamo_backend",
             "no",
-            "--main_process_port",
-            str(free_port()),
             "-m",
             "tinystories.train",
             SMOKE,

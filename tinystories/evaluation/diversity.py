@@ -168,10 +168,10 @@ def diversity_report(
     return report
 
 
-def plot_diversity(report: DiversityReport, path: str, title: str = "Diversity of completions (TinyStories)") -> str:
-    """Save the three histograms of ``report`` side by side as a PNG at ``path``; returns ``path``.
+def diversity_figure(report: DiversityReport, title: str = "Diversity of completions (TinyStories)"):
+    """The three histograms of ``report`` side by side, each with its mean, as a matplotlib ``Figure``.
 
-    Uses a bare matplotlib ``Figure`` (no pyplot), so no backend is selected and interactive sessions are untouched.
+    A bare ``Figure`` (no pyplot), so no backend is selected and interactive sessions are untouched.
     """
     from matplotlib.figure import Figure
 
@@ -193,10 +193,16 @@ def plot_diversity(report: DiversityReport, path: str, title: str = "Diversity o
         ax.set_xlabel(labels[measure])
     axes[0].set_ylabel("completions")
     figure.suptitle(f"{title} ({len(report)} completions)")
+    return figure
+
+
+def plot_diversity(report: DiversityReport, path: str, title: str = "Diversity of completions (TinyStories)") -> str:
+    """Save :func:`diversity_figure` of ``report`` as a PNG at ``path`` (its folder made if missing); returns
+    ``path``."""
     directory = os.path.dirname(path)
     if directory:
         os.makedirs(directory, exist_ok=True)
-    figure.savefig(path, format="png", dpi=100)
+    diversity_figure(report, title).savefig(path, format="png", dpi=100)
     return path
 
 

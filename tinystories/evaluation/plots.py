@@ -1,8 +1,17 @@
-"""Figures of GPT-Eval results (matplotlib, drawn on a ``Figure`` without pyplot: no display, no global state)."""
+"""Figures of GPT-Eval results (matplotlib, drawn on a ``Figure`` without pyplot: no display, no global state).
+
+``scores_figure`` and ``comparison_figure`` build the figures (their data can be read back from the axes);
+``plot_scores`` and ``plot_comparison`` save them as PNG files.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+DPI = 110
 
 AXIS_ORDER = ("grammar", "creativity", "consistency", "plot")
 
@@ -11,7 +20,7 @@ def _axes_of(scores: dict[str, Any]) -> list[str]:
     return [axis for axis in AXIS_ORDER if axis in scores]
 
 
-def plot_scores(results: dict[str, Any], path: str) -> str:
+def scores_figure(results: dict[str, Any]) -> Figure:
     """One model: the mean grade of each axis with its 95% interval (and the probability-weighted grade where the
     judge returned logprobs), and the distribution of the writer's age group."""
     from matplotlib.figure import Figure
@@ -42,11 +51,16 @@ def plot_scores(results: dict[str, Any], path: str) -> str:
     right.set_title("age group (A: 3 or under ... F: 13-16)", fontsize=10)
     graded, ungraded = scores["num_graded"], scores["num_ungraded"]
     fig.suptitle(f"{results['model_name_or_path']}: {graded} graded, {ungraded} ungraded", fontsize=10)
-    fig.savefig(path, dpi=110)
+    return fig
+
+
+def plot_scores(results: dict[str, Any], path: str) -> str:
+    """Save :func:`scores_figure` of ``results`` as a PNG at ``path``; returns ``path``."""
+    scores_figure(results).savefig(path, dpi=DPI)
     return path
 
 
-def plot_comparison(all_results: list[dict[str, Any]], path: str) -> str:
+def comparison_figure(all_results: list[dict[str, Any]]) -> Figure:
     """Several models: each axis' mean grade (with its 95% interval) against the number of parameters, the
     paper's scores-by-size figure."""
     from matplotlib.figure import Figure
@@ -71,5 +85,10 @@ def plot_comparison(all_results: list[dict[str, Any]], path: str) -> str:
     ax.set_ylabel("GPT-Eval grade (out of 10)")
     ax.set_title(f"GPT-Eval by model size, judge {rows[0]['judge_model']}", fontsize=10)
     ax.legend(fontsize=8)
-    fig.savefig(path, dpi=110)
+    return fig
+
+
+def plot_comparison(all_results: list[dict[str, Any]], path: str) -> str:
+    """Save :func:`comparison_figure` of ``all_results`` as a PNG at ``path``; returns ``path``."""
+    comparison_figure(all_results).savefig(path, dpi=DPI)
     return path

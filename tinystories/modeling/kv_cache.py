@@ -64,10 +64,22 @@ class GrowingCache(DynamicCache):
         super(DynamicCache, self).__init__(layer_class_to_replicate=GrowingLayer)
 
 
+try:
+    from transformers.generation.utils import ALL_CACHE_NAMES as _CACHE_NAMES
+except ImportError:  # older transformers
+    _CACHE_NAMES = ()
+
+#: ``generate``'s keyword for the cache: ``cache`` in the transformers versions that renamed it (there
+#: ``past_key_values`` still works, with a FutureWarning), ``past_key_values`` before.
+CACHE_KWARG = "cache" if "cache" in _CACHE_NAMES else "past_key_values"
+
+
 def generate(self, *args, **kwargs):
-    """``generate`` of the model's class, starting from a ``GrowingCache`` unless a cache is given."""
-    if kwargs.get("past_key_values") is None and kwargs.get("use_cache", True):
-        kwargs["past_key_values"] = GrowingCache()
+    """``generate`` of the model's class, starting from a ``GrowingCache`` unless a cache is given (under either
+    name)."""
+    given = kwargs.get("cache") is not None or kwargs.get("past_key_values") is not None
+    if not given and kwargs.get("use_cache", True):
+        kwargs[CACHE_KWARG] = GrowingCache()
     return type(self).generate(self, *args, **kwargs)
 
 
