@@ -18,8 +18,13 @@ from transformers import HfArgumentParser
 
 from .errors import RecipeError
 
-#: What a run writes beside its outputs: the resolved recipe (``tinystories train recipe.yaml`` runs it again).
+# The files a run writes beside its outputs, which other pipelines read (the interfaces between pipelines):
+#: the resolved recipe of a training run (``tinystories train recipe.yaml`` runs it again);
 RECIPE_FILE = "recipe.yaml"
+#: a training run's metrics and provenance (transformers' ``run_clm.py`` name), read by the model card;
+RESULTS_FILE = "all_results.json"
+#: a generation run's summary (recipe, counts, engine statistics, filter report), read by the dataset card.
+GENERATION_FILE = "generation.json"
 
 
 def _field_names(classes: tuple[type, ...]) -> set[str]:

@@ -10,11 +10,10 @@ import re
 from typing import Any
 
 from ..errors import PushError
+from ..recipes import GENERATION_FILE  # the summary tinystories generate writes, from which the card is rendered
 from .model_folder import read_json
 from .templates import card_template
 
-#: What ``tinystories generate`` writes beside the data: the run's summary, from which the card is rendered.
-GENERATION_FILE = "generation.json"
 DEFAULT_DATASET_LICENSE = "cdla-sharing-1.0"
 
 

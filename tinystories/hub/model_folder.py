@@ -8,10 +8,8 @@ import os
 from typing import Any
 
 from ..errors import PushError
+from ..recipes import RESULTS_FILE  # written by tinystories train: eval loss, tokens, sample story, sources
 
-#: Written by ``tinystories train``: eval loss, tokens, the sample story, the Hub ids trained from and where
-#: validation came from (the resolved recipe is ``recipes.RECIPE_FILE``).
-RESULTS_FILE = "all_results.json"
 #: Weight files of a saved model or of LoRA adapters: a folder needs one of them.
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "adapter_model.safetensors")
 

@@ -5,11 +5,10 @@ pipeline and its dataset folder, and the same pipeline as a ``datasets`` builder
 from .arguments import GenerateArguments, TeacherArguments, parse_generate_args
 from .builder import TinyStoriesConfig, TinyStoriesGenerator
 from .dataset_folder import CONFIGS
-from .pipeline import SUMMARY_FILE, main, run
+from .pipeline import main, run
 
 __all__ = [
     "CONFIGS",
-    "SUMMARY_FILE",
     "GenerateArguments",
     "TeacherArguments",
     "TinyStoriesConfig",

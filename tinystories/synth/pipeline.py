@@ -16,6 +16,7 @@ import sys
 
 from ..errors import GenerationError
 from ..llm import LLMEngine
+from ..recipes import GENERATION_FILE
 from .arguments import GenerateArguments, parse_generate_args
 from .dataset_folder import CONFIGS, dataset_metadata, write_layout_card, write_split
 from .filters import FilterConfig, filter_stories, missing_words
@@ -25,7 +26,6 @@ from .vocabulary import Vocabulary, load_vocabulary
 
 logger = logging.getLogger("tinystories.generate")
 
-SUMMARY_FILE = "generation.json"
 TITLE = "TinyStories-style synthetic stories"
 
 
@@ -154,7 +154,7 @@ def run(args: GenerateArguments) -> dict:
         "example_prompt": prompt_sampler(args, vocabulary).prompt(0).prompt,
     }
     write_layout_card(args.output_dir, metadata, TITLE)
-    with open(os.path.join(args.output_dir, SUMMARY_FILE), "w") as f:
+    with open(os.path.join(args.output_dir, GENERATION_FILE), "w") as f:
         json.dump(summary, f, indent=2)
     print(f"Wrote {args.output_dir}: " + ", ".join(f"{c['config']}/{c['split']} {c['rows']}" for c in counts))
     return summary

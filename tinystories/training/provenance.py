@@ -9,12 +9,11 @@ from typing import Any
 
 import yaml
 
-from ..recipes import RECIPE_FILE
+from ..recipes import RECIPE_FILE, RESULTS_FILE
 from ..story_formats import hub_dataset_of_file
 from .arguments import TrainConfig
 
-#: The metrics of a run (eval loss, tokens, sample story, the sources below): transformers' ``run_clm.py`` name.
-RESULTS_FILE = "all_results.json"
+__all__ = ["RESULTS_FILE", "resolved_recipe", "training_sources", "validation_source", "write_recipe"]
 
 #: Keys written to ``recipe.yaml`` even at their default value: the hyperparameters a reader looks for.
 RECIPE_KEYS_ALWAYS = (
