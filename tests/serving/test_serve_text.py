@@ -135,3 +135,13 @@ def test_rows_nobody_reads_while_generating_are_decoded_once(tokenizer):
     for token in ids:
         streamed.add(token, None)
     assert len(calls) > len(ids)  # a streamed row decodes a window every step
+
+
+def test_every_role_a_request_may_use_has_a_plain_dialogue_label():
+    """A role the protocol accepts but the plain dialogue cannot name would fail that request with a 500."""
+    import typing
+
+    from tinystories.serving.protocol import Role
+    from tinystories.serving.served_model import PLAIN_ROLES
+
+    assert set(typing.get_args(Role)) == set(PLAIN_ROLES)

@@ -26,7 +26,8 @@ from pydantic_core import PydanticCustomError
 MAX_LOGPROBS = 20  # top logprobs a token, as OpenAI
 MAX_CHOICES = 128  # rows (n x prompts) a request
 MAX_STOPS = 16
-ROLES = ("system", "developer", "user", "assistant", "tool")
+#: The message roles a chat request may use (``ServedModel.chat_prompt`` formats each of them).
+Role = Literal["system", "developer", "user", "assistant", "tool"]
 
 
 def _number(low: float | None = None, high: float | None = None, gt: float | None = None):
@@ -163,7 +164,7 @@ MessageContent = Annotated[
 
 
 class ChatMessage(BaseModel):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
+    role: Role
     content: MessageContent | None = None
 
     def text(self) -> str:
