@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..llm import llm_arguments
+from ..llm import LLMConfig, llm_arguments
 from ..recipes import RecipeParser
 from .prompts import TEMPLATES
 
@@ -57,9 +57,9 @@ class GenerateArguments(TeacherArguments):
         without credentials."""
         return {**dataclasses.asdict(self), "base_url": self.llm_config().public_base_url()}
 
-    def request_cache_dir(self) -> str:
-        """Where replies are cached: ``cache_dir``, else ``output_dir/.cache``."""
-        return self.cache_dir or os.path.join(self.output_dir, ".cache")
+    def teacher_llm(self) -> LLMConfig:
+        """The teacher's ``LLMConfig``, its request cache defaulting to ``output_dir/.cache``."""
+        return self.llm_config().with_cache_dir(os.path.join(self.output_dir, ".cache"))
 
 
 def parse_generate_args(argv: list[str]) -> GenerateArguments:

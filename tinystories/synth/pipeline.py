@@ -30,7 +30,7 @@ TITLE = "TinyStories-style synthetic stories"
 
 
 def _engine(args: GenerateArguments, validate=None) -> LLMEngine:
-    return LLMEngine(args.llm_config().with_cache_dir(args.request_cache_dir()), validate=validate)
+    return LLMEngine(args.teacher_llm(), validate=validate)
 
 
 def _run(engine: LLMEngine, args: GenerateArguments, requests, **params):
@@ -120,7 +120,7 @@ def build_splits(args: GenerateArguments, vocabulary: Vocabulary) -> tuple[dict[
         raise GenerationError(
             f"No story survived generation and filtering: {len(records)} of {args.num_stories} requests gave a "
             f"story (failures: {failures}) and the filters kept none ({report.as_dict()}); nothing written. "
-            f"Paid replies are cached in {args.request_cache_dir()}."
+            f"Paid replies are cached in {args.teacher_llm().cache_dir}."
         )
     return split_records(kept, args.validation_fraction, args.seed), stats, report.as_dict()
 
