@@ -80,3 +80,9 @@ def test_the_metric_takes_the_same_keys_at_load_and_at_compute(tmp_path, monkeyp
             metric.compute(predictions=[" park."], references=["Lily"], judge_cache_dir=str(tmp_path))
     assert scores["num_graded"] + scores["num_ungraded"] == 1
     assert (tmp_path / "requests.sqlite").is_file()  # cache_dir at load time is the judge's request cache too
+
+
+def test_a_recorded_recipe_keeps_its_own_endpoint_without_credentials(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://from-env/v1")
+    assert GenerateArguments().recipe()["base_url"] is None  # the recipe set none: rerunning it reads the env again
+    assert GenerateArguments(base_url="http://u:p@h/v1").recipe()["base_url"] == "http://h/v1"

@@ -73,10 +73,6 @@ class EvaluateArguments(JudgeSettings, JudgeArguments):
         settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(SamplingSettings)}
         return SamplingSettings(**{**settings, **overrides})
 
-    def judge_settings(self) -> JudgeSettings:
-        """The grading protocol's settings (``JudgeSettings``)."""
-        return JudgeSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(JudgeSettings)})
-
     def judge_llm(self) -> LLMConfig:
         """The judge's ``LLMConfig``, its request cache defaulting to ``output_dir/.cache``."""
         return self.llm_config().with_cache_dir(os.path.join(self.output_dir, ".cache"))

@@ -80,14 +80,15 @@ def evaluate_model(args: EvaluateArguments, name_or_path: str, prompts: list[dic
     del model  # grading needs no model: free its memory for the judge's (possibly long) run
     scores, samples = grade_completions(args, prompts, completions)
     usage = scores.pop("usage")
+    endpoint = args.llm_config().public_base_url()  # the recipe's, else OPENAI_BASE_URL; no credentials
     settings = {k: v for k, v in dataclasses.asdict(args).items() if k not in ("model_name_or_path", "prices")}
-    settings["base_url"] = args.llm_config().public_base_url()
+    settings["base_url"] = endpoint if args.base_url else None  # the recipe as written
     results: dict[str, Any] = {
         "model_name_or_path": name_or_path,
         "num_parameters": num_parameters,
         "config_name": args.config_name,
         "judge_model": args.judge_model,
-        "base_url": args.llm_config().public_base_url(),
+        "base_url": endpoint,
         "num_prompts": len(prompts),
         "num_completions": args.num_completions,
         "scores": scores,

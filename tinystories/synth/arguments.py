@@ -55,7 +55,7 @@ class GenerateArguments(TeacherArguments):
     def recipe(self) -> dict[str, Any]:
         """The run as one flat recipe mapping (``generation.json`` records it; it reruns the run), the endpoint
         without credentials."""
-        return {**dataclasses.asdict(self), "base_url": self.llm_config().public_base_url()}
+        return {**dataclasses.asdict(self), "base_url": self.base_url and self.llm_config().public_base_url()}
 
     def teacher_llm(self) -> LLMConfig:
         """The teacher's ``LLMConfig``, its request cache defaulting to ``output_dir/.cache``."""
