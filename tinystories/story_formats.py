@@ -129,6 +129,18 @@ def hub_dataset_of_file(path: str | None) -> str | None:
     return match.group(1) if match else None
 
 
+#: Story feature keys as in the released data (CamelCase), with the sentence each adds to a generation prompt
+#: (and to GPT-Eval's Instruct exercise).
+FEATURES: dict[str, str] = {
+    "Dialogue": "the story should contain at least one dialogue",
+    "BadEnding": "the story has a bad ending",
+    "MoralValue": "the story has a moral value",
+    "Twist": "something unexpected happens / there is a plot twist",
+    "Foreshadowing": "the narrative uses foreshadowing or setup and payoff",
+    "Conflict": "the story has some sort of conflict",
+}
+
+
 #: The instructions of a TinyStories-Instruct example, in their canonical order.
 INSTRUCT_PARTS = ("Summary", "Features", "Random sentence", "Words")
 

@@ -5,7 +5,7 @@ from tinystories.evaluation.eval_sets import (
     load_story_beginnings,
     probe_passed,
 )
-from tinystories.synth.prompts import FEATURES
+from tinystories.story_formats import FEATURES
 
 
 def test_story_beginnings_stop_mid_sentence():

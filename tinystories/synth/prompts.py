@@ -7,17 +7,8 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
+from ..story_formats import FEATURES
 from .vocabulary import Vocabulary
-
-# Feature keys as in the released data (CamelCase), with the sentence each adds to the prompt.
-FEATURES: dict[str, str] = {
-    "Dialogue": "the story should contain at least one dialogue",
-    "BadEnding": "the story has a bad ending",
-    "MoralValue": "the story has a moral value",
-    "Twist": "something unexpected happens / there is a plot twist",
-    "Foreshadowing": "the narrative uses foreshadowing or setup and payoff",
-    "Conflict": "the story has some sort of conflict",
-}
 
 # {words} is replaced by the words sentence, {features} by the features sentence (or nothing).
 TEMPLATES: dict[str, str] = {
