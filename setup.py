@@ -71,7 +71,13 @@ setup(
     packages=find_packages(include=["tinystories", "tinystories.*"]) + ["tinystories.hub_cards"],
     package_dir={"tinystories.hub_cards": "hub_cards"},
     package_data={
-        "tinystories": ["resources/*.txt", "resources/*.json", "resources/eval/*", "metrics/gpt_eval/*"],
+        "tinystories": [
+            "resources/*.txt",
+            "resources/*.json",
+            "resources/*.md",
+            "resources/eval/*",
+            "metrics/gpt_eval/*",
+        ],
         "tinystories.hub_cards": ["*.md", "*.py", "*.txt"],
     },
     python_requires=">=3.10",

@@ -82,7 +82,13 @@ class RecipeParser:
         self.classes = classes
         self.parser = HfArgumentParser(classes, prog=prog, description=description)
         self.known = _field_names(classes)
-        self._actions = {a.dest: a for a in self.parser._actions}
+        # a bool field defaulting to true also gets a `--no_X` store-false action with the same dest: keep `--X`'s
+        self._actions = {}
+        for action in self.parser._actions:
+            if not (
+                action.option_strings and action.option_strings[0].startswith("--no_") and action.dest in self._actions
+            ):
+                self._actions[action.dest] = action
 
     def _typed(self, key: str, raw: list[str]) -> Any:
         """A command-line value converted to the field's type by argparse."""

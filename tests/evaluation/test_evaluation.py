@@ -125,7 +125,10 @@ def test_evaluate_cli_writes_every_result_and_a_rerun_pays_nothing(tiny_model, t
     assert [s["grades"]["grammar"] for s in graded] == grammar
     assert scores["grammar"] == pytest.approx(sum(grammar) / 6)
     assert scores["grammar_ci"][0] <= scores["grammar"] <= scores["grammar_ci"][1]
-    assert scores["creativity"] == 4.0 and scores["consistency"] == 5.0 and "plot" not in scores
+    assert scores["creativity"] == 4.0 and scores["consistency"] == 5.0
+    assert scores["plot"] == 6.0 and scores["num_plot"] == 6  # the paper's grade turn asks for it; the judge gave it
+    assert results["prompt_style"] == scores["prompt_style"] == results["settings"]["prompt_style"] == "paper"
+    assert scores["ci_method"] == "cluster" and scores["num_groups"] == 3 and scores["ungraded_reasons"] == {}
     assert scores["age_group"]["B"] == 1.0
     assert results["usage"]["requests_sent"] == 0 and results["usage"]["requests_cached"] == 12  # the re-run
     assert results["cost"]["requests_per_completion"] == 2.0
@@ -168,7 +171,7 @@ def test_several_models_get_a_comparison(tiny_model, tmp_path):
     (ax,) = figure.axes
     assert "fake-judge" in ax.get_title()
     lines = {container.get_label(): container.lines[0] for container in ax.containers}
-    assert set(lines) == {"grammar", "creativity", "consistency"}
+    assert set(lines) == {"grammar", "creativity", "consistency", "plot"}  # the judge gives a plot grade
     for axis, line in lines.items():  # one point per model at its size, at its mean grade
         assert list(line.get_xdata()) == pytest.approx([r["num_parameters"] / 1e6 for r in every])
         assert list(line.get_ydata()) == pytest.approx([r["scores"][axis] for r in every])
@@ -201,8 +204,40 @@ def test_instruct_config_grades_stories_against_instructions(tiny_model, tmp_pat
         (results,) = run(args)
     assert results["scores"]["plot"] == 6.0 and results["scores"]["num_graded"] == 2
     first = [text for text in seen if "Lily plays with her red ball" in text]
-    assert first and "Instructions:\nSummary: Lily plays with her red ball" in first[0]  # the judge sees them
-    assert "Words: jump, ball, red" in first[0]
+    assert first and first[0].startswith("Your task is to evaluate the performance of a student.")
+    assert "The general plot of the story should be: Lily plays with her red ball" in first[0]  # the paper's exercise
+    assert "The story should contain the words: jump, ball, red." in first[0]
+
+
+def test_an_official_format_yaml_evaluates_end_to_end(tiny_model, tmp_path, capsys):
+    """A YAML list of beginnings, the layout of the release's `Evaluation prompts.yaml`, through `tinystories
+    evaluate` (the CLI's command function), with the baselines' 4-gram truncation on."""
+    from tinystories.cli import main
+    from tinystories.evaluation.truncation import truncate_repeated_ngram
+
+    beginnings = ["Once upon a time, Lily went to", "Tom saw a big dog and", "Sue had a red ball. She"]
+    prompts = tmp_path / "Evaluation prompts.yaml"
+    prompts.write_text("".join(f"- {b}\n" for b in beginnings))
+    out = tmp_path / "eval"
+    with FakeOpenAIServer(responder=judge) as server:
+        extra = ("--prompts_file", prompts, "--truncate_repeated_ngram", "4", "--probes", "false")
+        main(["evaluate", "--model_name_or_path", tiny_model, *map(str, common(server, out, *extra))])
+        shown = [r["messages"][0]["content"] for r in server.requests if len(r["messages"]) == 1]
+    folder = out / model_slug(tiny_model)
+    results = json.loads((folder / "results.json").read_text())
+    assert results["num_prompts"] == 3 and results["scores"]["num_graded"] == 6
+    assert results["settings"]["truncate_repeated_ngram"] == 4 and results["settings"]["prompts_file"] == str(prompts)
+    samples = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+    sampled = [json.loads(line) for line in (folder / "completions.jsonl").read_text().splitlines()[1:]]
+    assert [s["prompt"] for s in samples] == [b for b in beginnings for _ in range(2)]
+    assert [s["completion"] for s in samples] == [c["completion"] for c in sampled]  # kept untruncated
+    assert [s["group"] for s in samples] == [0, 0, 1, 1, 2, 2]
+    for sample in samples:  # the judge saw the truncated completion, recorded when it differs
+        graded = truncate_repeated_ngram(sample["completion"], 4)
+        assert sample.get("graded_completion", sample["completion"]) == graded
+        assert any(f"{sample['prompt']}***{graded}\n\n" in text for text in shown)
+    assert results["scores"]["num_truncated"] == sum("graded_completion" in s for s in samples)
+    assert "graded 6, ungraded 0" in capsys.readouterr().out
 
 
 def test_instruct_prompt_uses_the_training_layout():
@@ -241,6 +276,11 @@ def test_comparison_table_is_sorted_by_size():
     table = comparison_table([result("big", 33e6, 8.0), result("small", 1e6, 5.0)])
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     assert rows[0].startswith("| `small` | 1.00M | 5.00 [4.50, 5.50]") and "`big`" in rows[1]
+    with_plot = result("plotted", 2e6, 6.0)
+    with_plot["scores"].update(plot=7.0, plot_ci=[6.5, 7.5])  # a judge that gave plot grades to one model only
+    header = comparison_table([with_plot, result("small", 1e6, 5.0)]).splitlines()[0]
+    assert "grammar" in header and "plot" not in header
+    assert "| plot |" in comparison_table([with_plot]).splitlines()[0]
 
 
 @pytest.mark.parametrize(

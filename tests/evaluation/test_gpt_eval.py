@@ -83,7 +83,7 @@ def test_a_second_identical_run_sends_nothing(metric):
 def test_instruct_config_adds_plot(tmp_path):
     def instruct_judge(request):
         if len(request["messages"]) == 1:
-            assert "Instructions:" in request["messages"][0]["content"]
+            assert "The story should contain the words: run, park, big." in request["messages"][0]["content"]
             return "It follows the instructions."
         assert "whether the plot makes sense" in request["messages"][-1]["content"]
         return "Grammar: 8/10, Creativity: 7/10, Consistency: 9/10, Plot: 6/10, Age group: B"
@@ -136,8 +136,9 @@ def test_structured_output_sends_a_schema_and_reads_json(tmp_path):
             assert "response_format" not in request  # the free assessment stays free text
             return "Fine."
         schema = request["response_format"]["json_schema"]["schema"]
-        assert schema["required"] == ["grammar", "creativity", "consistency", "age_group"]
-        return '{"grammar": 7, "creativity": 6, "consistency": 8, "age_group": "C"}'
+        # the paper's grade turn asks for the plot too, so the schema does
+        assert schema["required"] == ["grammar", "creativity", "consistency", "plot", "age_group"]
+        return '{"grammar": 7, "creativity": 6, "consistency": 8, "plot": 5, "age_group": "C"}'
 
     metric = evaluate.load(tinystories.metrics.GPT_EVAL, cache_dir=str(tmp_path), structured_output=True)
     with FakeOpenAIServer(responder=json_judge) as server:
@@ -149,6 +150,7 @@ def test_structured_output_sends_a_schema_and_reads_json(tmp_path):
             progress=False,
         )
     assert (scores["grammar"], scores["consistency"], scores["age_group"]["C"]) == (7.0, 8.0, 1.0)
+    assert scores["plot"] == 5.0 and scores["num_plot"] == 1
 
 
 def chat_logprobs(text: str, alternatives: dict[str, dict[str, float]]) -> dict:
@@ -236,3 +238,69 @@ def test_a_judge_that_refuses_logprobs_is_asked_without(tmp_path):
     without = [{k: v for k, v in r["request"].items() if k not in ("logprobs", "top_logprobs")} for r in refused]
     grade_turns = [r for r in answered if len(r["messages"]) == 3]
     assert sorted(map(canonical_json, grade_turns)) == sorted(map(canonical_json, without))
+
+
+def test_ungraded_replies_are_counted_by_reason_with_one_example_each(tmp_path):
+    def replies(request):
+        messages = request["messages"]
+        tag = re.search(r"\*\*\*(c\d)", messages[0]["content"]).group(1)
+        if len(messages) == 1:
+            return "Fine."
+        return {"c0": GRADE_REPLIES["c0"], "c1": "I would rather not.", "c2": "No grades from me."}[tag]
+
+    metric = evaluate.load(tinystories.metrics.GPT_EVAL, judge_model="fake-judge", progress=False)
+    fast = {"max_retries": 0, "max_content_retries": 0, "max_reasks": 1}
+    runs = {}
+    with FakeOpenAIServer(responder=replies) as server:  # two unparseable, one graded
+        runs["parse"] = metric.compute(
+            predictions=PREDICTIONS[:3],
+            references=REFERENCES[:3],
+            base_url=server.base_url,
+            cache_dir=str(tmp_path / "a"),
+            return_samples=True,
+            **fast,
+        )
+    for name, fault in (("500", "500"), ("cut", "length"), ("timeout", "timeout")):
+        with FakeOpenAIServer(responder=replies, fail_first={fault: 1}) as server:
+            runs[name] = metric.compute(
+                predictions=PREDICTIONS[:2],
+                references=REFERENCES[:2],
+                base_url=server.base_url,
+                cache_dir=str(tmp_path / name),
+                return_samples=True,
+                request_timeout=1.0 if fault == "timeout" else 30.0,
+                **fast,
+            )
+    parse = runs["parse"]
+    assert parse["num_graded"] == 1 and parse["ungraded_reasons"] == {"unparseable grades": 2}
+    first, second = parse["samples"][1:]
+    assert first["ungraded_reason"] == second["ungraded_reason"] == "unparseable grades"
+    assert first["ungraded_example"] == "I would rather not." and "ungraded_example" not in second
+    assert first["failed_turn"] == "grades" and first["asks"] == 2
+    assert "ungraded_reason" not in parse["samples"][0]
+    assert runs["500"]["ungraded_reasons"] == {"HTTP 500": 2}
+    assert runs["500"]["samples"][0]["failed_turn"] == "assessment"
+    assert runs["500"]["samples"][0]["ungraded_example"].startswith("HTTP 500")  # no reply: the error
+    (cut,) = runs["cut"]["ungraded_reasons"]
+    assert "max_tokens" in cut and runs["cut"]["ungraded_reasons"][cut] == 2
+    assert runs["timeout"]["ungraded_reasons"] == {"timeout": 2}
+    assert all(run["num_ungraded"] == sum(run["ungraded_reasons"].values()) for run in runs.values())
+
+
+def test_truncated_completions_are_what_the_judge_sees(tmp_path):
+    looping = " park. The dog ran to the tree. The dog ran to the tree. The dog ran"
+    metric = evaluate.load(tinystories.metrics.GPT_EVAL, judge_model="fake-judge", progress=False)
+    with FakeOpenAIServer(responder=judge) as server:
+        scores = metric.compute(
+            predictions=["c0" + looping, "c1 park."],
+            references=REFERENCES[:2],
+            base_url=server.base_url,
+            cache_dir=str(tmp_path),
+            truncate_repeated_ngram=4,
+            return_samples=True,
+        )
+        shown = [r["messages"][0]["content"] for r in server.requests if len(r["messages"]) == 1]
+    kept = "c0 park. The dog ran to the tree."
+    assert any(f"***{kept}\n\n" in text for text in shown) and not any("tree. The dog" in text for text in shown)
+    assert scores["samples"][0]["graded_completion"] == kept and "graded_completion" not in scores["samples"][1]
+    assert scores["num_truncated"] == 1 and scores["num_graded"] == 2

@@ -18,7 +18,59 @@ def test_gpt4_template_is_the_released_wording():
         "the following features: the story should contain at least one dialogue, the story has a bad ending. "
         "Remember to only use simple words!\n\nPossible story:"
     )
-    assert "features" not in render_prompt("jump", "ball", "red", [])
+    assert render_prompt("hang", "foot", "cute", ["Dialogue"], "gpt4") == (
+        "Write a short story (3-5 paragraphs) which only uses very simple words that a 3 year old child would "
+        'understand. The story should use the verb "hang", the noun "foot" and the adjective "cute". The story has '
+        "the following features: the story should contain at least one dialogue. Remember to only use simple "
+        "words!\n\nPossible story:"
+    )
+    assert render_prompt("jump", "ball", "red", []) == (
+        "Write a short story (3-5 paragraphs) which only uses very simple words that a 3 year old child would "
+        'understand. The story should use the verb "jump", the noun "ball" and the adjective "red". Remember to only '
+        "use simple words!\n\nPossible story:"
+    )
+
+
+def test_paper_template_is_the_papers_example_prompt():
+    text = render_prompt("decorate", "thunder", "ancient", ["Dialogue", "BadEnding"], "paper")
+    assert text == (
+        "Write a short story (3-5 paragraphs) which only uses very simple words that a 3 year old child would likely "
+        'understand. The story should use the verb "decorate", the noun "thunder" and the adjective "ancient". The '
+        "story should have the following features: the story should contain at least one dialogue, the story has a "
+        "bad ending. Remember to only use simple words!"
+    )
+    assert render_prompt("decorate", "thunder", "ancient", (), "paper") == (
+        "Write a short story (3-5 paragraphs) which only uses very simple words that a 3 year old child would likely "
+        'understand. The story should use the verb "decorate", the noun "thunder" and the adjective "ancient". '
+        "Remember to only use simple words!"
+    )
+
+
+def test_gpt35_template_is_the_released_gpt35_wording():
+    text = render_prompt("hope", "search", "comfortable", [], "gpt3.5")
+    assert text == (
+        "Write a short story (3-5 paragraphs) which only uses very simple words that a 3 year old child would "
+        'understand. In the story, try to at some point use the verb "hope", the noun "search" and the adjective '
+        '"comfortable". Remember to only use simple words!'
+    )
+    # the features sentence: the GPT-4 records' wording (the GPT-3.5 records' could not be checked; docs say so)
+    assert render_prompt("hope", "search", "comfortable", ["MoralValue", "Twist"], "gpt3.5") == (
+        "Write a short story (3-5 paragraphs) which only uses very simple words that a 3 year old child would "
+        'understand. In the story, try to at some point use the verb "hope", the noun "search" and the adjective '
+        '"comfortable". The story has the following features: the story has a moral value, something unexpected '
+        "happens / there is a plot twist. Remember to only use simple words!"
+    )
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_every_feature_sentence_is_rendered_in_the_given_order(template):
+    order = ["Conflict", "Dialogue", "Foreshadowing"]
+    text = render_prompt("run", "dog", "big", order, template)
+    sentences = [FEATURES[f] for f in order]
+    assert ", ".join(sentences) + ". Remember" in text
+    assert text.count("following features") == 1
+    with pytest.raises(ValueError, match=r"Unknown story features \['Rhyme'\]"):
+        render_prompt("run", "dog", "big", ["Rhyme"], template)
 
 
 def test_sampling_is_reproducible_and_index_addressable():

@@ -31,7 +31,10 @@ class EvaluateArguments(JudgeSettings, JudgeArguments):
     )
     prompts_file: str | None = field(
         default=None,
-        metadata={"help": "JSONL of prompts (default: the bundled evaluation set of the config)."},
+        metadata={
+            "help": "Prompts: a YAML/JSON list or JSONL of strings or objects, or 'official' (the paper's "
+            "Evaluation prompts.yaml from the Hub); default: the bundled set of the config."
+        },
     )
     max_prompts: int | None = field(default=None, metadata={"help": "Use only the first N prompts."})
     num_completions: int = field(default=10, metadata={"help": "Completions sampled per prompt."})

@@ -9,7 +9,8 @@ from typing import Any
 
 def comparison_table(all_results: list[dict[str, Any]]) -> str:
     """A markdown table: one row per model, sorted by size, with each axis' mean and 95% interval."""
-    axes = [a for a in ("grammar", "creativity", "consistency", "plot") if a in all_results[0]["scores"]]
+    # the axes every model has (the default config's plot is reported only where the judge gave it)
+    axes = [a for a in ("grammar", "creativity", "consistency", "plot") if all(a in r["scores"] for r in all_results)]
     header = ["model", "parameters", *axes, "graded", "cost (USD)"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for r in sorted(all_results, key=lambda r: r["num_parameters"]):

@@ -11,6 +11,7 @@ import re
 from ..errors import EvaluationError
 from ..resources import INSTRUCT_PROMPTS, PROBES, STORY_BEGINNINGS, resource_path
 from ..story_formats import INSTRUCT_PARTS, instruct_text
+from .judge_prompts import instruction_of
 
 PROBE_CATEGORIES = ("factual", "reasoning", "context")
 
@@ -66,33 +67,114 @@ def instruct_prompt(instructions: dict) -> tuple[str, str]:
     return model_input, model_input.rsplit("\nStory: ", 1)[0]
 
 
-def load_prompts(args) -> list[dict[str, str]]:
-    """``[{"id", "prompt" (the model's input), "reference" (what the judge sees before the completion)}]``."""
-    if args.prompts_file and not os.path.isfile(args.prompts_file):
-        raise EvaluationError(f"prompts_file {args.prompts_file} does not exist")
+#: The paper's GPT-Eval set: a YAML list of story beginnings in the dataset repo of the TinyStories release.
+OFFICIAL_PROMPTS_REPO = "roneneldan/TinyStories"
+OFFICIAL_PROMPTS_FILE = "Evaluation prompts.yaml"
+
+
+def official_prompts_path() -> str:
+    """The local path of ``Evaluation prompts.yaml`` (downloaded once into the Hub cache, then read from it)."""
+    from huggingface_hub import hf_hub_download
+
     try:
-        return _load_prompts(args)
+        return hf_hub_download(OFFICIAL_PROMPTS_REPO, OFFICIAL_PROMPTS_FILE, repo_type="dataset")
+    except Exception as e:  # offline, no network, Hub error: one line saying what to do
+        cause = (str(e).strip().splitlines() or [""])[0][:200]
+        raise EvaluationError(
+            f"prompts_file official: cannot download '{OFFICIAL_PROMPTS_FILE}' from the Hub dataset "
+            f"{OFFICIAL_PROMPTS_REPO} ({type(e).__name__}: {cause}); without Hub access, download it from "
+            f"https://huggingface.co/datasets/{OFFICIAL_PROMPTS_REPO} elsewhere and set prompts_file to its path"
+        ) from e
+
+
+def read_prompt_items(path: str) -> list[tuple[str, object]]:
+    """``[(where, item)]`` of a prompts file: a YAML (``.yaml``/``.yml``) or JSON (``.json``) list, or JSONL (one
+    item a line); an item is a string or an object. ``where`` ("item 3", "line 3") locates it for errors."""
+    lowered = path.lower()
+    if lowered.endswith((".yaml", ".yml", ".json")):
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        if lowered.endswith(".json"):
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as e:
+                if not e.msg.startswith("Extra data"):  # a .json file of JSON lines is read as JSONL below
+                    raise ValueError(f"{path}: not valid JSON ({e})") from None
+                return [(f"line {n}", row) for n, row in enumerate(_read_jsonl(path, path), 1)]
+        else:
+            import yaml
+
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as e:
+                raise ValueError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
+        if not isinstance(data, list):
+            raise ValueError(f"{path}: expected a list of prompts (strings or objects), found {type(data).__name__}")
+        return [(f"item {n}", item) for n, item in enumerate(data, 1)]
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append((f"line {number}", json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}, line {number}: not valid JSON ({e})") from None
+    return rows
+
+
+def load_prompts(args) -> list[dict[str, str]]:
+    """``[{"id", "prompt" (the model's input), "reference" (what the judge sees before the completion)}]``.
+
+    ``prompts_file``: None (the bundled set of the config), ``official`` (the paper's ``Evaluation prompts.yaml``
+    from the Hub), or a YAML/JSON list or a JSONL file of strings (story beginnings; for ``instruct``, Instruct
+    texts) or of objects (``{"id", "beginning"}``; for ``instruct``, ``{"id", "words", "features", "summary",
+    "sentence"}``)."""
+    path = args.prompts_file
+    if path == "official":
+        path = official_prompts_path()
+    elif path and not os.path.isfile(path):
+        raise EvaluationError(f"prompts_file {path} does not exist")
+    try:
+        return _load_prompts(args, path)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise EvaluationError(f"unusable prompts_file {args.prompts_file}: {e}") from e
+        raise EvaluationError(f"unusable prompts_file {path}: {e}") from e
 
 
-def _load_prompts(args) -> list[dict[str, str]]:
-    if args.config_name == "default":
-        rows = load_story_beginnings(args.prompts_file)
-        prompts = []
-        for number, row in enumerate(rows, 1):
-            if not isinstance(row.get("beginning"), str) or not row["beginning"].strip():
-                raise EvaluationError(
-                    f"{args.prompts_file or 'story_beginnings.jsonl'}, line {number}: no 'beginning'"
-                )
-            prompts.append(
-                {"id": str(row.get("id", number)), "prompt": row["beginning"], "reference": row["beginning"]}
-            )
+def _load_prompts(args, path: str | None) -> list[dict[str, str]]:
+    if path is None:
+        bundled = STORY_BEGINNINGS if args.config_name == "default" else INSTRUCT_PROMPTS
+        items = [(f"line {n}", row) for n, row in enumerate(_read_jsonl(bundled), 1)]
     else:
-        prompts = []
-        for number, row in enumerate(load_instruct_prompts(args.prompts_file), 1):
-            model_input, shown = instruct_prompt(row)
-            prompts.append({"id": str(row.get("id", number)), "prompt": model_input, "reference": shown})
+        items = read_prompt_items(path)
+    source = path or "the bundled prompts"
+    prompts = []
+    for number, (where, item) in enumerate(items, 1):
+        if args.config_name == "default":
+            if isinstance(item, str):
+                item = {"beginning": item.rstrip()}  # a YAML block scalar ends with a newline
+            if not isinstance(item, dict):
+                raise EvaluationError(
+                    f"{source}, {where}: expected a story beginning (a string) or an object with 'beginning', "
+                    f"found {type(item).__name__}"
+                )
+            if not isinstance(item.get("beginning"), str) or not item["beginning"].strip():
+                raise EvaluationError(f"{source}, {where}: no 'beginning'")
+            prompts.append(
+                {"id": str(item.get("id", number)), "prompt": item["beginning"], "reference": item["beginning"]}
+            )
+        else:
+            if isinstance(item, str):
+                try:
+                    item = instruction_of(item)
+                except ValueError as e:
+                    raise EvaluationError(f"{source}, {where}: {e}") from None
+            if not isinstance(item, dict):
+                raise EvaluationError(
+                    f"{source}, {where}: expected an instruction (an Instruct text or an object with words, "
+                    f"features, summary, sentence), found {type(item).__name__}"
+                )
+            model_input, shown = instruct_prompt(item)
+            prompts.append({"id": str(item.get("id", number)), "prompt": model_input, "reference": shown})
     if not prompts:
-        raise EvaluationError(f"no prompts in {args.prompts_file}")
+        raise EvaluationError(f"no prompts in {source}")
     return prompts[: args.max_prompts] if args.max_prompts else prompts

@@ -18,11 +18,12 @@ _NUMBER = r"(\d+(?:\.\d+)?)"
 
 
 def _age_group(text: str) -> str | None:
-    match = re.search(r"age(?:\s*group)?[^A-Za-z0-9]{0,6}([A-F])\b", text, re.IGNORECASE)
+    match = re.search(r"\bage(?:\s*group)?[^A-Za-z0-9]{0,6}([A-F])\b", text, re.IGNORECASE)
     if match:
         return match.group(1).upper()
     ranges = {"3 or under": "A", "4-5": "B", "6-7": "C", "8-9": "D", "10-12": "E", "13-16": "F"}
-    tail = text[text.lower().rfind("age") :] if "age" in text.lower() else text
+    starts = [m.start() for m in re.finditer(r"\bage\b", text, re.IGNORECASE)]
+    tail = text[starts[-1] :] if starts else text
     normalised = re.sub(r"\s*[–-]\s*", "-", tail)
     for words, letter in ranges.items():
         if re.search(rf"(?<![\d-]){re.escape(words)}(?![\d-])", normalised):
@@ -63,32 +64,58 @@ def _json_spans(text: str, axes: tuple[str, ...]) -> dict[str, int]:
     return spans
 
 
-def locate_grades(text: str, axes: tuple[str, ...] = AXES["default"]) -> tuple[dict[str, Any], dict[str, int]] | None:
+def locate_grades(
+    text: str, axes: tuple[str, ...] = AXES["default"], optional: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], dict[str, int]] | None:
     """``(grades, spans)``: the grades of :func:`parse_grades` and, per axis, the offset in ``text`` where the
-    number of its grade starts (used to find the score token among the reply's logprobs), or None."""
+    number of its grade starts (used to find the score token among the reply's logprobs), or None when an axis of
+    ``axes`` cannot be read. Axes of ``optional`` (the default config's plot) are included only when written."""
     if not text:
         return None
-    grades = _from_json(text, axes)
-    if grades is not None and len(grades) == len(axes) + 1:
-        return grades, _json_spans(text, axes)
-    # markdown emphasis and snake_case become spaces, so offsets in `clean` are offsets in `text`
+    every = (*axes, *(a for a in optional if a not in axes))
+    grades = _from_json(text, every)
+    if grades is not None and all(axis in grades for axis in axes):
+        spans = _json_spans(text, every)
+        return grades, {axis: spans[axis] for axis in every if axis in grades and axis in spans}
+    # markdown emphasis and snake_case become spaces, and a scale named before the grade ("(out of 10):") is
+    # blanked, so offsets in `clean` are offsets in `text`
     clean = text.replace("*", " ").replace("_", " ")
+    clean = _SCALE_NOTE.sub(lambda m: " " * len(m.group(0)), clean)
     grades, spans = {}, {}
-    for axis in axes:
-        pattern = rf"\b{axis}\b[^0-9\n]{{0,40}}?{_NUMBER}\s*(?:/\s*10|out of 10|points)?"
-        match = re.search(pattern, clean, re.IGNORECASE)
-        if match and 0 <= float(match.group(1)) <= 10:
-            grades[axis] = float(match.group(1))
-            spans[axis] = match.start(1)
+    for axis in every:
+        found = _find_grade(clean, axis)
+        if found is not None:
+            grades[axis], spans[axis] = found
     grades["age_group"] = _age_group(clean)
     if any(axis not in grades for axis in axes):
         return None
     return grades, spans
 
 
-def parse_grades(text: str, axes: tuple[str, ...] = AXES["default"]) -> dict[str, Any] | None:
+#: A scale written between an axis and its grade: "Grammar (out of 10): 8", "Creativity (1-10): 7".
+_SCALE_NOTE = re.compile(r"\((?:out of 10|on a scale (?:of|from) 1 to 10|1\s*-\s*10|1 to 10)\)", re.IGNORECASE)
+
+
+def _find_grade(clean: str, axis: str) -> tuple[float, int] | None:
+    """The grade of ``axis`` and where its number starts: a grade written with its scale ("8/10", "8 out of 10")
+    first, so prose before the grades ("the grammar has 2 small errors. Grammar: 8/10") is not read as one; then
+    the first number after the axis name."""
+    head = rf"\b{axis}\b[^0-9\n]{{0,40}}?{_NUMBER}"
+    for pattern in (head + r"\s*(?:/\s*10\b|out of 10\b)", head):
+        for match in re.finditer(pattern, clean, re.IGNORECASE):
+            if 0 <= float(match.group(1)) <= 10:
+                return float(match.group(1)), match.start(1)
+            if pattern != head:
+                continue
+            return None  # the first bare number after the axis is out of range: not a grade
+    return None
+
+
+def parse_grades(
+    text: str, axes: tuple[str, ...] = AXES["default"], optional: tuple[str, ...] = ()
+) -> dict[str, Any] | None:
     """``{axis: grade (0-10), ..., "age_group": letter or None}``, or None if any axis cannot be read."""
-    located = locate_grades(text, axes)
+    located = locate_grades(text, axes, optional)
     return located[0] if located else None
 
 

@@ -1,6 +1,7 @@
 """GPT-Eval, the paper's LLM-as-judge protocol: the two-turn dialogue (an assessment, then grades out of 10 and an
-age group), re-asks of unreadable replies, the probability-weighted grades and the bootstrap intervals
-(docs/evaluation.md). A grade is never guessed."""
+age group; the texts are ``judge_prompts``), re-asks of unreadable replies, the probability-weighted grades, the
+cluster-bootstrap intervals (``intervals``) and the reasons of ungraded samples (docs/evaluation.md). A grade is
+never guessed."""
 
 from __future__ import annotations
 
@@ -11,59 +12,21 @@ from typing import Any
 
 import numpy as np
 
-from ..llm import LLMConfig, LLMEngine, llm_arguments
+from ..llm import LLMConfig, LLMEngine, llm_arguments, reason_of
 from .grade_parsing import AGE_GROUPS, AXES, locate_grades, weighted_grades
+from .intervals import bootstrap_ci, ci_method, group_ids
+from .judge_prompts import PROMPT_STYLES, asked_axes, assessment_prompt, grade_prompt, reask_prompt
+from .truncation import truncate_repeated_ngram
 
 logger = logging.getLogger(__name__)
-
-
-ASSESSMENT_PROMPT = (
-    "In the following exercise, the student is given a beginning of a story. The student needs to complete it into "
-    "a full story. The exercise tests the student's language abilities and creativity. The symbol *** marks the "
-    "separator between the prescribed beginning and the student's completion:\n\n{beginning}***{completion}\n\n"
-    "Please provide your general assessment about the part written by the student (the one after the *** symbol). "
-    "Is it grammatically correct? Is it consistent with the beginning of the story? Pay special attention to "
-    "whether the student manages to complete the sentence which is split in the middle by the separator ***."
-)
-INSTRUCT_ASSESSMENT_PROMPT = (
-    "In the following exercise, the student is given instructions for a story and writes the story. The exercise "
-    "tests the student's language abilities, creativity and ability to follow instructions.\n\nInstructions:\n"
-    "{beginning}\n\nThe student's story:\n{completion}\n\nPlease provide your general assessment of the story. Is "
-    "it grammatically correct? Does it follow every instruction (the words, the sentence, the features and the "
-    "summary it was given)? Does the plot make sense?"
-)
-GRADE_PROMPT = (
-    "Now, grade the student's completion in terms of {axes_text}, each out of 10. Moreover, please provide your "
-    "best guess of what the age of the student might be, as reflected from the completion. Choose from possible "
-    "age groups: A: 3 or under. B: 4-5. C: 6-7. D: 8-9. E: 10-12. F: 13-16.\n\nUse exactly this format: {fmt}"
-)
-REASK_PROMPT = "I could not read your grades. Please answer again, in exactly this format and nothing else: {fmt}"
-
-
-def grade_format(axes: tuple[str, ...]) -> str:
-    return ", ".join(f"{a.capitalize()}: X/10" for a in axes) + ", Age group: Y"
-
-
-def grade_prompt(axes: tuple[str, ...]) -> str:
-    names = {"consistency": "consistency with the story's beginning", "plot": "whether the plot makes sense"}
-    axes_text = ", ".join(names.get(a, a) for a in axes)
-    return GRADE_PROMPT.format(axes_text=axes_text, fmt=grade_format(axes))
-
-
-def bootstrap_ci(values: list[float], samples: int = 2000, seed: int = 0) -> list[float]:
-    """95% percentile bootstrap interval of the mean."""
-    if not values:
-        return [float("nan"), float("nan")]
-    data = np.asarray(values, dtype=float)
-    rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, len(data), size=(samples, len(data)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return [float(low), float(high)]
 
 
 JudgeArguments = llm_arguments(
     "JudgeArguments", __name__, "judge_model", "gpt-4o", "The judge, as the server knows it."
 )
+
+#: The error (and reason) of a grade reply that could not be read after the re-asks.
+UNPARSEABLE = "unparseable grades"
 
 #: Where the judge's replies are cached when ``cache_dir`` is not set.
 DEFAULT_CACHE_DIR = ".tinystories_cache"
@@ -73,6 +36,13 @@ DEFAULT_CACHE_DIR = ".tinystories_cache"
 class JudgeSettings:
     """The grading protocol's settings (the judge's connection is an ``LLMConfig``)."""
 
+    prompt_style: str = field(
+        default="paper",
+        metadata={
+            "help": "paper: the paper's judge texts (the format line only on a re-ask); strict: the format line on "
+            "the first grade turn (docs/evaluation.md)."
+        },
+    )
     judge_temperature: float = field(default=0.0, metadata={"help": "Sampling temperature of the judge."})
     judge_max_tokens: int = field(default=400, metadata={"help": "Longest judge reply (tokens)."})
     max_reasks: int = field(default=2, metadata={"help": "Re-asks of an unreadable grade reply."})
@@ -83,12 +53,25 @@ class JudgeSettings:
         default=True, metadata={"help": "Ask for the grade turn's logprobs: probability-weighted grades."}
     )
     top_logprobs: int = field(default=20, metadata={"help": "Alternatives a token for the weighted grades."})
+    truncate_repeated_ngram: int | None = field(
+        default=None,
+        metadata={
+            "help": "Cut each completion at its first repeated word n-gram before the judge sees it (the paper's "
+            "4 for GPT-Neo/GPT-2 baselines); null or 0: off."
+        },
+    )
 
     def __post_init__(self) -> None:
+        if self.prompt_style not in PROMPT_STYLES:
+            raise ValueError(f"prompt_style must be one of {', '.join(PROMPT_STYLES)}, got {self.prompt_style!r}")
         if self.max_reasks < 0:
             raise ValueError(f"max_reasks must be >= 0, got {self.max_reasks}")
         if not 0 <= self.top_logprobs <= 20:
             raise ValueError(f"top_logprobs must be in [0, 20], got {self.top_logprobs}")
+        if self.truncate_repeated_ngram is not None and self.truncate_repeated_ngram < 0:
+            raise ValueError(
+                f"truncate_repeated_ngram must be >= 0 (0 or null: off), got {self.truncate_repeated_ngram}"
+            )
 
 
 #: Every keyword the GPT-Eval metric accepts (``evaluate.load`` or ``compute``), besides ``progress``.
@@ -117,6 +100,37 @@ def _rejects_logprobs(replies) -> bool:
     )
 
 
+def _summarise_ungraded(records: list[dict[str, Any]]) -> dict[str, int]:
+    """``{reason: count}`` of the ungraded records (most frequent first), each reason the engine's short form of the
+    error (``reason_of``: "unparseable grades", "timeout", "HTTP 500", "budget" ...); the first record of each
+    reason gets ``ungraded_example`` (the unreadable reply for "unparseable grades", else the error)."""
+    counts: dict[str, int] = {}
+    for record in records:
+        if record["grades"] is not None:
+            continue
+        reason = record["ungraded_reason"] = reason_of(record["error"])
+        if reason not in counts:
+            # the unreadable reply itself; for a failed request (no reply, or a re-ask that failed) its error
+            record["ungraded_example"] = record.get("reply") if reason == UNPARSEABLE else record["error"]
+        counts[reason] = counts.get(reason, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
+def _axis_scores(scores: dict[str, Any], axis: str, graded: list[dict[str, Any]]) -> None:
+    """Mean, interval and weighted grade of ``axis`` over the graded records that have it."""
+    have = [r for r in graded if axis in r["grades"]]
+    values = [r["grades"][axis] for r in have]
+    scores[axis] = float(np.mean(values)) if values else float("nan")
+    scores[f"{axis}_ci"] = bootstrap_ci(values, [r["group"] for r in have])
+    weighted = [r for r in have if axis in r.get("weighted_grades", {})]
+    if weighted:  # the probability-weighted grade, over the samples whose score token had logprobs
+        scores[f"{axis}_weighted"] = float(np.mean([r["weighted_grades"][axis] for r in weighted]))
+        scores[f"{axis}_weighted_ci"] = bootstrap_ci(
+            [r["weighted_grades"][axis] for r in weighted], [r["group"] for r in weighted]
+        )
+        scores[f"{axis}_num_weighted"] = len(weighted)
+
+
 def grade(
     predictions: list[str],
     references: list[str],
@@ -124,39 +138,49 @@ def grade(
     llm: LLMConfig | None = None,
     settings: JudgeSettings | None = None,
     progress: bool = True,
+    groups: list | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Grade completions with the judge ``llm`` (default: ``JudgeArguments()``'s, gpt-4o); returns (scores with
-    CIs, age distribution, counts, usage; per-sample records)."""
+    CIs, age distribution, counts, ungraded reasons, usage; per-sample records). ``groups`` (one key per sample)
+    clusters the intervals; by default samples with equal references form a group (a beginning's completions)."""
     llm = (llm or JudgeArguments().llm_config()).with_cache_dir(DEFAULT_CACHE_DIR)
     settings = settings or JudgeSettings()
     if config_name not in AXES:
         raise ValueError(f"Unknown GPT-Eval config {config_name!r}; choose one of: {', '.join(AXES)}")
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
-    axes = AXES[config_name]
+    if groups is not None and len(groups) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions but {len(groups)} groups")
+    axes, style = AXES[config_name], settings.prompt_style
+    asked = asked_axes(config_name, style)
+    optional = tuple(a for a in asked if a not in axes)  # the default config's plot: read when given
     engine = LLMEngine(llm, progress=progress)
     params = {"temperature": settings.judge_temperature, "max_tokens": settings.judge_max_tokens}
-    template = ASSESSMENT_PROMPT if config_name == "default" else INSTRUCT_ASSESSMENT_PROMPT
+    shown = [truncate_repeated_ngram(p, settings.truncate_repeated_ngram) for p in predictions]
     dialogues = [
-        [{"role": "user", "content": template.format(beginning=ref, completion=pred)}]
-        for pred, ref in zip(predictions, references)
+        [{"role": "user", "content": assessment_prompt(config_name, style, ref, text)}]
+        for text, ref in zip(shown, references)
     ]
+    keys = group_ids(references if groups is None else groups)
     records: list[dict[str, Any]] = [
-        {"grades": None, "weighted_grades": {}, "error": None, "asks": 0} for _ in dialogues
+        {"group": g, "grades": None, "weighted_grades": {}, "error": None, "asks": 0} for g in keys
     ]
+    for record, text, prediction in zip(records, shown, predictions):
+        if text != prediction:
+            record["graded_completion"] = text  # what the judge saw; the prediction itself is the completion
     assessments = engine.run(dialogues, **params)
     pending = []
     for i, result in enumerate(assessments):
         if result.ok:
             dialogues[i] = dialogues[i] + [
                 {"role": "assistant", "content": result.text},
-                {"role": "user", "content": grade_prompt(axes)},
+                {"role": "user", "content": grade_prompt(config_name, style)},
             ]
             records[i]["assessment"] = result.text
             pending.append(i)
         else:
-            records[i]["error"] = result.error
-    grade_params = {**params, "response_format": grades_schema(axes)} if settings.structured_output else dict(params)
+            records[i]["error"], records[i]["failed_turn"] = result.error, "assessment"
+    grade_params = {**params, "response_format": grades_schema(asked)} if settings.structured_output else dict(params)
     if settings.logprobs:
         grade_params.update(logprobs=True, top_logprobs=settings.top_logprobs)
     for _ask in range(settings.max_reasks + 1):  # the first grade request, then the re-asks
@@ -170,40 +194,45 @@ def grade(
         still = []
         for i, reply in zip(pending, replies):
             records[i]["asks"] += 1
+            records[i]["failed_turn"] = "grades"
             if not reply.ok:
                 records[i]["error"] = reply.error
                 continue
-            located = locate_grades(reply.text, axes)
+            located = locate_grades(reply.text, axes, optional)
             records[i]["reply"] = reply.text
             if located is not None:
                 records[i]["grades"] = located[0]
                 choice = ((reply.response or {}).get("choices") or [{}])[0]
                 records[i]["weighted_grades"] = weighted_grades(choice.get("logprobs"), located[1], reply.text)
                 continue
-            records[i]["error"] = "unparseable grades"
+            records[i]["error"] = UNPARSEABLE
             dialogues[i] = dialogues[i] + [
                 {"role": "assistant", "content": reply.text},
-                {"role": "user", "content": REASK_PROMPT.format(fmt=grade_format(axes))},
+                {"role": "user", "content": reask_prompt(asked)},
             ]
             still.append(i)
         pending = still
     graded = [r for r in records if r["grades"] is not None]
     for r in graded:
         r["error"] = None
-    scores: dict[str, Any] = {}
+        r.pop("failed_turn", None)
+    scores: dict[str, Any] = {"prompt_style": style}
     for axis in axes:
-        values = [r["grades"][axis] for r in graded]
-        scores[axis] = float(np.mean(values)) if values else float("nan")
-        scores[f"{axis}_ci"] = bootstrap_ci(values)
-        weighted = [r["weighted_grades"][axis] for r in graded if axis in r.get("weighted_grades", {})]
-        if weighted:  # the probability-weighted grade, over the samples whose score token had logprobs
-            scores[f"{axis}_weighted"] = float(np.mean(weighted))
-            scores[f"{axis}_weighted_ci"] = bootstrap_ci(weighted)
-            scores[f"{axis}_num_weighted"] = len(weighted)
+        _axis_scores(scores, axis, graded)
+    for axis in optional:  # reported only over the replies that gave it; never guessed
+        if any(axis in r["grades"] for r in graded):
+            _axis_scores(scores, axis, graded)
+    if "plot" in scores:
+        scores["num_plot"] = sum("plot" in r["grades"] for r in graded)
     ages = [r["grades"]["age_group"] for r in graded if r["grades"].get("age_group")]
     scores["age_group"] = {letter: ages.count(letter) / len(ages) for letter in AGE_GROUPS} if ages else {}
     scores["num_graded"] = len(graded)
     scores["num_ungraded"] = len(records) - len(graded)
+    scores["ungraded_reasons"] = _summarise_ungraded(records)
+    scores["ci_method"] = ci_method([r["group"] for r in graded])
+    scores["num_groups"] = len({r["group"] for r in graded})
+    if settings.truncate_repeated_ngram:
+        scores["num_truncated"] = sum("graded_completion" in r for r in records)
     stats = engine.stats
     scores["usage"] = {
         "requests_sent": stats.sent,

@@ -12,9 +12,12 @@ import datetime
 import json
 import logging
 import os
+import sys
 from typing import Any
 
 from ..errors import EvaluationError
+from ..logging_setup import logging_from_argv
+from ..run_lock import RunLock
 from .arguments import EvaluateArguments, parse_evaluate_args
 from .comparison import write_comparison
 from .completions import completions_for, load_model_and_tokenizer, model_folders
@@ -41,9 +44,11 @@ def grade_completions(args: EvaluateArguments, prompts, completions) -> tuple[di
     metric = evaluate.load(GPT_EVAL, config_name=args.config_name)
     predictions = [text for texts in completions for text in texts]
     references = [p["reference"] for p, texts in zip(prompts, completions) for _ in texts]
+    groups = [i for i, texts in enumerate(completions) for _ in texts]  # a prompt's completions: one cluster
     scores = metric.compute(
         predictions=predictions,
         references=references,
+        groups=groups,
         return_samples=True,
         progress=args.progress,
         **metric_kwargs(args),
@@ -88,6 +93,7 @@ def evaluate_model(args: EvaluateArguments, name_or_path: str, prompts: list[dic
         "num_parameters": num_parameters,
         "config_name": args.config_name,
         "judge_model": args.judge_model,
+        "prompt_style": args.prompt_style,
         "base_url": endpoint,
         "num_prompts": len(prompts),
         "num_completions": args.num_completions,
@@ -128,6 +134,9 @@ def _print_summary(results: dict[str, Any]) -> None:
         f"  graded {scores['num_graded']}, ungraded {scores['num_ungraded']}; judge requests sent "
         f"{usage['requests_sent']}, cached {usage['requests_cached']}; cost ${usage['cost_usd']:.4f}"
     )
+    reasons = scores.get("ungraded_reasons") or {}
+    if reasons:
+        print("  ungraded: " + ", ".join(f"{reason} {count}" for reason, count in reasons.items()))
     for category, probe in (results.get("probes") or {}).items():
         print(f"  probe {category}: {probe['passed']}/{probe['total']}")
 
@@ -138,15 +147,15 @@ def run(args: EvaluateArguments) -> list[dict[str, Any]]:
     prompts = load_prompts(args)
     os.makedirs(args.output_dir, exist_ok=True)
     folders = model_folders(args.model_name_or_path)
-    all_results = [
-        evaluate_model(args, name, prompts, os.path.join(args.output_dir, folder))
-        for name, folder in zip(args.model_name_or_path, folders)
-    ]
-    if len(all_results) > 1:
-        write_comparison(args, all_results)
+    with RunLock(args.output_dir, args.judge_llm().cache_dir, purpose="evaluate"):  # one run per folder
+        all_results = [
+            evaluate_model(args, name, prompts, os.path.join(args.output_dir, folder))
+            for name, folder in zip(args.model_name_or_path, folders)
+        ]
+        if len(all_results) > 1:
+            write_comparison(args, all_results)
     return all_results
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
-    return run(parse_evaluate_args(argv))
+    return run(parse_evaluate_args(logging_from_argv(sys.argv[1:] if argv is None else argv)))

@@ -66,7 +66,7 @@ def comparison_figure(all_results: list[dict[str, Any]]) -> Figure:
     from matplotlib.figure import Figure
 
     rows = sorted(all_results, key=lambda r: r["num_parameters"])
-    axes = _axes_of(rows[0]["scores"])
+    axes = [axis for axis in _axes_of(rows[0]["scores"]) if all(axis in r["scores"] for r in rows)]
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.subplots()
     sizes = [r["num_parameters"] / 1e6 for r in rows]

@@ -1,5 +1,6 @@
 """TinyStories generation prompts: three random words and a random set of story features per story, in the wording
-of the released GPT-4 data (or the paper's, or GPT-3.5's); story ``i`` of seed ``s`` always gets the same ones."""
+of the released GPT-4 data (or the paper's, or the released GPT-3.5 data's); story ``i`` of seed ``s`` always gets
+the same ones."""
 
 from __future__ import annotations
 
@@ -10,22 +11,49 @@ from dataclasses import dataclass, field
 from ..story_formats import FEATURES
 from .vocabulary import Vocabulary
 
-# {words} is replaced by the words sentence, {features} by the features sentence (or nothing).
-TEMPLATES: dict[str, str] = {
-    # the released TinyStories GPT-4 data
-    "gpt4": (
-        "Write a short story (3-5 paragraphs) which only uses very simple words that a 3 year old child would "
-        "understand. {words}{features} Remember to only use simple words!\n\nPossible story:"
+_OPENING = "Write a short story (3-5 paragraphs) which only uses very simple words that a 3 year old child would "
+_CLOSING = "Remember to only use simple words!"
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """One wording of the generation prompt: the opening, the words sentence, the features sentence (left out when a
+    story has no features) and the closing, joined by single spaces (docs/generation.md shows each in full)."""
+
+    opening: str
+    words: str  # with {verb}, {noun} and {adjective}
+    features: str  # with {features}: the feature sentences joined by ", "
+    closing: str
+
+    def render(self, verb: str, noun: str, adjective: str, features: tuple[str, ...] | list[str] = ()) -> str:
+        parts = [self.opening, self.words.format(verb=verb, noun=noun, adjective=adjective)]
+        if features:
+            parts.append(self.features.format(features=", ".join(FEATURES[f] for f in features)))
+        return " ".join(parts) + " " + self.closing
+
+
+TEMPLATES: dict[str, PromptTemplate] = {
+    # the released TinyStories GPT-4 records' instruction["prompt:"]
+    "gpt4": PromptTemplate(
+        _OPENING + "understand.",
+        'The story should use the verb "{verb}", the noun "{noun}" and the adjective "{adjective}".',
+        "The story has the following features: {features}.",
+        _CLOSING + "\n\nPossible story:",
     ),
-    # the paper's figure
-    "paper": (
-        "Write a short story (3-5 paragraphs) which only uses very simple words that a 3 year old child would "
-        "likely understand. {words}{features} Remember to only use simple words!"
+    # the paper's example prompt (section 2)
+    "paper": PromptTemplate(
+        _OPENING + "likely understand.",
+        'The story should use the verb "{verb}", the noun "{noun}" and the adjective "{adjective}".',
+        "The story should have the following features: {features}.",
+        _CLOSING,
     ),
-    # the GPT-3.5 part of the first release
-    "gpt3.5": (
-        "Write a short story (3-5 paragraphs) which only uses very simple words that a 3 year old child would "
-        "understand. {words}{features} Remember to only use simple words!"
+    # the released GPT-3.5 records' instruction["prompt:"]; their features sentence could not be checked here, so it
+    # is the GPT-4 records' one (docs/generation.md)
+    "gpt3.5": PromptTemplate(
+        _OPENING + "understand.",
+        'In the story, try to at some point use the verb "{verb}", the noun "{noun}" and the adjective "{adjective}".',
+        "The story has the following features: {features}.",
+        _CLOSING,
     ),
 }
 
@@ -98,8 +126,7 @@ def render_prompt(
     """The prompt text for given words and features in one of ``TEMPLATES``."""
     if template not in TEMPLATES:
         raise ValueError(f"Unknown prompt template {template!r}; choose one of: {', '.join(TEMPLATES)}")
-    words = f'The story should use the verb "{verb}", the noun "{noun}" and the adjective "{adjective}".'
-    features_text = ""
-    if features:
-        features_text = " The story has the following features: " + ", ".join(FEATURES[f] for f in features) + "."
-    return TEMPLATES[template].format(words=words, features=features_text)
+    unknown = [f for f in features if f not in FEATURES]
+    if unknown:
+        raise ValueError(f"Unknown story features {unknown}; choose from: {', '.join(FEATURES)}")
+    return TEMPLATES[template].render(verb, noun, adjective, features)

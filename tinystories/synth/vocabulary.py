@@ -1,6 +1,7 @@
 """The child vocabulary that TinyStories prompts draw their three words from (a verb, a noun, an adjective): the
-bundled ``resources/vocabulary.json`` or a user's own list as JSON or plain text, validated when loaded
-(docs/generation.md: the formats)."""
+bundled ``resources/vocabulary.json`` (its card: ``resources/VOCABULARY.md``) or a user's own list as JSON or plain
+text, validated when loaded (docs/generation.md: the formats). A JSON category may be a list of words or an object of
+word -> count (what ``tinystories vocabulary`` writes); words are spelled as the released data spells them."""
 
 from __future__ import annotations
 
@@ -9,19 +10,27 @@ import os
 import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..resources import VOCABULARY, resource_path
 
 CATEGORIES = ("verb", "noun", "adjective")
 
-_WORD = re.compile(r"[a-z]+")
+#: A word as the released data spells them: letters and digits, with inner hyphens or apostrophes ("TV", "x-ray",
+#: "don't"); no spaces, nothing around it.
+_WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
+_WORD_RULE = "letters and digits, with inner hyphens or apostrophes: 'TV', 'x-ray', \"don't\""
 _TEXT_SUFFIX = ".txt"
 
 
 def _plural(category: str) -> str:
     """The JSON key and field name of a category: ``"noun"`` -> ``"nouns"``."""
     return f"{category}s"
+
+
+def is_valid_word(word: object) -> bool:
+    """Whether ``word`` is a string the loader accepts as a vocabulary word."""
+    return isinstance(word, str) and _WORD.fullmatch(word) is not None
 
 
 def _check_category(category: str) -> None:
@@ -31,11 +40,16 @@ def _check_category(category: str) -> None:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """Words to build story prompts from, by category; each tuple is sorted so seeded sampling is reproducible."""
+    """Words to build story prompts from, by category; each tuple is sorted so seeded sampling is reproducible.
+
+    ``counts`` (category -> word -> count), from a file that has them, is kept for reading only: it takes no part in
+    equality, hashing or sampling (prompts draw words uniformly, whatever the counts).
+    """
 
     nouns: tuple[str, ...]
     verbs: tuple[str, ...]
     adjectives: tuple[str, ...]
+    counts: Mapping[str, Mapping[str, int]] | None = field(default=None, compare=False, hash=False, repr=False)
 
     def words(self, category: str) -> tuple[str, ...]:
         """The words of one category, ``category`` being one of ``CATEGORIES`` ("verb", "noun", "adjective")."""
@@ -51,6 +65,14 @@ class Vocabulary:
         """The number of distinct words over all categories."""
         return len(self.all_words)
 
+    def count(self, category: str, word: str) -> int | None:
+        """How many records used ``word`` in ``category`` in the data the file was rebuilt from (None: the file has
+        no counts for that category)."""
+        _check_category(category)
+        if self.counts is None or category not in self.counts:
+            return None
+        return self.counts[category].get(word, 0)
+
 
 def default_vocabulary_path() -> str:
     """The path of the vocabulary bundled with the package (``tinystories/resources/vocabulary.json``)."""
@@ -61,8 +83,9 @@ def load_vocabulary(path: str | os.PathLike[str] | None = None) -> Vocabulary:
     """Read and validate a vocabulary: JSON, or the plain-text format when the file name ends in ``.txt``.
 
     ``path`` defaults to the bundled vocabulary. Raises ``ValueError`` (naming the file and the problem) for a file
-    that is not valid JSON or not in the text format, a missing or empty category, a word that is not a lowercase
-    alphabetic string, or a word repeated within a category; ``FileNotFoundError`` if the file does not exist.
+    that is not valid JSON or not in the text format, a missing or empty category, a word that is not spelled as a
+    word (letters and digits, inner hyphens and apostrophes allowed: "TV", "x-ray", "don't"), a count that is not a
+    non-negative integer, or a word repeated within a category; ``FileNotFoundError`` if the file does not exist.
     """
     source = default_vocabulary_path() if path is None else os.fspath(path)
     try:
@@ -74,7 +97,9 @@ def load_vocabulary(path: str | os.PathLike[str] | None = None) -> Vocabulary:
         lists = _parse_text(text, source)
     else:
         lists = _parse_json(text, source)
-    return Vocabulary(**{_plural(c): _validated_words(lists[c], c, source) for c in CATEGORIES})
+    counts = {c: _validated_counts(lists[c], c, source) for c in CATEGORIES if isinstance(lists[c], Mapping)}
+    words = {_plural(c): _validated_words(list(lists[c]) if c in counts else lists[c], c, source) for c in CATEGORIES}
+    return Vocabulary(**words, counts=counts or None)
 
 
 def _parse_json(text: str, source: str) -> dict[str, object]:
@@ -126,20 +151,31 @@ def _parse_text(text: str, source: str) -> dict[str, object]:
     return dict(lists)
 
 
+def _validated_counts(counts: Mapping, category: str, source: str) -> dict[str, int]:
+    """A category written as word -> count: each count a non-negative integer."""
+    for word, count in counts.items():
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(
+                f"{source}: {_plural(category)} gives {word!r} the count {count!r}, which is not a non-negative integer"
+            )
+    return dict(counts)
+
+
 def _validated_words(words: object, category: str, source: str) -> tuple[str, ...]:
-    """``words`` checked (a non-empty list of distinct lowercase alphabetic strings) and sorted."""
+    """``words`` checked (a non-empty list of distinct strings spelled as words) and sorted."""
     name = _plural(category)
     if not isinstance(words, list):
-        raise ValueError(f"{source}: category {name!r} must be a list of words, got {type(words).__name__}")
+        raise ValueError(
+            f"{source}: category {name!r} must be a list of words (or an object of word -> count), got "
+            f"{type(words).__name__}"
+        )
     if not words:
         raise ValueError(f"{source}: category {name!r} is empty")
     for word in words:
         if not isinstance(word, str):
             raise ValueError(f"{source}: {name} contains {word!r}, which is not a string")
         if not _WORD.fullmatch(word):
-            raise ValueError(
-                f"{source}: {name} contains {word!r}, which is not a lowercase alphabetic word (letters a-z only)"
-            )
+            raise ValueError(f"{source}: {name} contains {word!r}, which is not a word ({_WORD_RULE})")
     duplicates = sorted(word for word, count in Counter(words).items() if count > 1)
     if duplicates:
         raise ValueError(f"{source}: duplicate words in {name}: {', '.join(map(repr, duplicates))}")

@@ -18,8 +18,9 @@ _CITATION = """\
 
 _DESCRIPTION = """\
 GPT-Eval asks a judge LLM (any OpenAI-compatible server) to grade a model's completion of a story beginning that
-stops mid-sentence. The judge sees `beginning***completion` in the paper's two-turn dialogue (a free assessment,
-then grades out of 10 for grammar, creativity and consistency with the beginning, and the writer's age group A-F).
+stops mid-sentence. The judge sees `beginning***completion` in the paper's two-turn dialogue, in the paper's words
+(a free assessment, then grades for grammar, creativity, consistency with the beginning and whether the plot makes
+sense, and the writer's age group A-F).
 Replies are parsed robustly; an unreadable reply is asked again, then counted as ungraded, never guessed. The
 `instruct` config grades a story against its instructions and adds `plot`. Requests go through tinystories' LLM
 engine: cached (a second identical run sends nothing), retried, concurrent, with token and cost accounting.
@@ -28,9 +29,17 @@ engine: cached (a second identical run sends nothing), retried, concurrent, with
 _KWARGS_DESCRIPTION = """\
 Args:
     predictions (`list` of `str`): the model's completions (or, for `instruct`, its stories).
-    references (`list` of `str`): the story beginnings (or, for `instruct`, the instructions).
-    judge_model, base_url, api_key_env, max_concurrency, max_retries, request_timeout, cache_dir, budget_usd,
-        prices: the judge's connection (the keys of tinystories' LLMConfig); judge_temperature (default 0),
+    references (`list` of `str`): the story beginnings (or, for `instruct`, the instructions: the TinyStories-Instruct
+        text "Summary: ...\nFeatures: Dialogue\nRandom sentence: ...\nWords: a, b, c" or a JSON object with
+        words, features, summary, sentence).
+    groups (`list`, optional): one key per prediction for the cluster-bootstrap intervals (default: equal
+        references form a group, e.g. the 10 completions of one beginning).
+    prompt_style (`str`, default "paper"): "paper" sends the paper's texts (the format line only on a re-ask);
+        "strict" this package's earlier wording with the format line on the first grade turn.
+    truncate_repeated_ngram (`int`, default None): cut each prediction at its first repeated word n-gram before
+        the judge sees it (the paper's 4 for GPT-Neo/GPT-2 baselines).
+    judge_model, base_url, api_key_env, max_concurrency, adaptive_concurrency, max_retries, max_content_retries,
+        request_timeout, cache_dir, budget_usd, prices: the judge's connection (the keys of tinystories' LLMConfig); judge_temperature (default 0),
         judge_max_tokens, max_reasks (default 2): the protocol's. Given to `evaluate.load(...)` or to
         `compute(...)` (compute wins; `cache_dir` at load time is also evaluate's own folder). The API key is read
         from the environment only (`api_key_env`, default OPENAI_API_KEY).
@@ -40,10 +49,13 @@ Args:
         token's alternatives 0-10, normalised by their mass). A server that refuses logprobs is asked without.
     return_samples (`bool`): also return the per-sample records (assessment, reply, grades, error).
 Returns:
-    grammar, creativity, consistency (and plot for `instruct`): means over graded samples (1-10);
-    <axis>_ci: 95% bootstrap interval [low, high]; <axis>_weighted, <axis>_weighted_ci, <axis>_num_weighted
-    (where logprobs were returned); age_group: letter -> share; num_graded, num_ungraded;
-    usage: requests sent/cached, tokens, cost_usd; samples (with return_samples).
+    grammar, creativity, consistency (and plot for `instruct`; for `default`, plot, plot_ci and num_plot when some
+    reply gave a plot grade, over those replies): means over graded samples (1-10);
+    <axis>_ci: 95% cluster-bootstrap interval [low, high] (ci_method "cluster" or "naive", num_groups);
+    <axis>_weighted, <axis>_weighted_ci, <axis>_num_weighted (where logprobs were returned); age_group: letter -> share; num_graded, num_ungraded;
+    ungraded_reasons: {reason: count}; prompt_style; num_truncated (with truncate_repeated_ngram);
+    usage: requests sent/cached, tokens, cost_usd; samples (with return_samples; an ungraded sample has
+    ungraded_reason and failed_turn, the first of each reason ungraded_example).
 Examples:
     >>> import evaluate, tinystories.metrics
     >>> gpt_eval = evaluate.load(tinystories.metrics.GPT_EVAL, judge_model="gpt-4o")  # doctest: +SKIP
@@ -79,7 +91,7 @@ class GptEval(evaluate.Metric):
             reference_urls=["https://arxiv.org/abs/2305.07759"],
         )
 
-    def _compute(self, predictions, references, return_samples=False, **kwargs):
+    def _compute(self, predictions, references, return_samples=False, groups=None, **kwargs):
         unknown = [k for k in kwargs if k not in _KWARGS]
         if unknown:
             raise ValueError(f"Unknown GPT-Eval arguments {unknown}; known: {', '.join(_KWARGS)}")
@@ -87,7 +99,10 @@ class GptEval(evaluate.Metric):
         progress = values.pop("progress", True)
         llm = JudgeArguments(**{k: v for k, v in values.items() if k not in _PROTOCOL}).llm_config()
         settings = JudgeSettings(**{k: v for k, v in values.items() if k in _PROTOCOL})
-        scores, samples = grade(list(predictions), list(references), self.config_name, llm, settings, progress)
+        groups = None if groups is None else list(groups)
+        scores, samples = grade(
+            list(predictions), list(references), self.config_name, llm, settings, progress, groups=groups
+        )
         if return_samples:
             scores["samples"] = samples
         return scores
