@@ -4,8 +4,13 @@ One run prints, for each concurrency, the engine's requests/s beside the ideal (
 bare ``AsyncOpenAI`` + semaphore loop (no cache, no retries, no accounting): the practical ceiling of this machine,
 where the client and the server share the cores. The server runs in its own process.
 
-    python benchmarks/engine_throughput.py                       # latency 0.2 s, concurrency 1, 16, 64
+Then a server that is slow the way a real one is (``capacity`` requests served at once, ``service_time`` each, a
+queue behind; a client that times out has its request dropped): ``max_concurrency`` 16 against capacity 2, 1 s a
+request and ``request_timeout`` 4 s, with adaptive concurrency and without. Ideal: requests / capacity * service time.
+
+    python benchmarks/engine_throughput.py                       # latency 0.2 s, concurrency 1, 16, 64; capacity row
     python benchmarks/engine_throughput.py --concurrency 8 32 --seconds 3
+    python benchmarks/engine_throughput.py --only capacity --stories 40
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ SERVER = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from openai_server import FakeOpenAIServer
-with FakeOpenAIServer(latency={latency}) as server:
+with FakeOpenAIServer(latency={latency}, capacity={capacity}, service_time={service_time}) as server:
     print(server.base_url, flush=True)
     while True:
         time.sleep(3600)
@@ -69,18 +74,87 @@ def engine_rate(base_url: str, requests, concurrency: int, cache_dir: str) -> fl
     return len(requests) / elapsed
 
 
+def capacity_run(base_url: str, n: int, adaptive: bool, timeout: float, concurrency: int, cache_dir: str) -> dict:
+    """One run of ``n`` stories against the capacity-limited server: wall time and the engine's counts."""
+    from tinystories.llm import LLMConfig, LLMEngine
+
+    config = LLMConfig(
+        model="fake-gpt",
+        base_url=base_url,
+        max_concurrency=concurrency,
+        request_timeout=timeout,
+        adaptive_concurrency=adaptive,
+        cache_dir=cache_dir,
+    )
+    engine = LLMEngine(config, progress=False)
+    start = time.perf_counter()
+    results = engine.run(requests_for(n, f"capacity-{adaptive}"), max_tokens=200)
+    wall = time.perf_counter() - start
+    stats = engine.stats.as_dict()
+    timeouts = stats["reasons"].get("timeout", {}).get("count", 0)
+    return {"wall": wall, "sent": stats["sent"], "timeouts": timeouts, "arrived": sum(r.ok for r in results),
+            "concurrency": stats["concurrency"]}  # fmt: skip
+
+
+def start_server(latency: float, capacity: int | None = None, service_time: float = 0.0):
+    code = SERVER.format(
+        tests=os.path.join(REPO, "tests"), latency=latency, capacity=capacity, service_time=service_time
+    )
+    server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    return server, server.stdout.readline().strip()
+
+
+def capacity_rows(args) -> None:
+    server, base_url = start_server(0.0, args.capacity, args.service_time)
+    try:
+        ideal = args.stories / args.capacity * args.service_time
+        print(
+            f"\ncapacity-limited server: capacity {args.capacity}, {args.service_time:g} s a request, "
+            f"max_concurrency {args.capacity_concurrency}, request_timeout {args.capacity_timeout:g} s, "
+            f"{args.stories} stories, ideal {ideal:.1f} s"
+        )
+        print(f"{'adaptive':>9}{'wall s':>9}{'wall/ideal':>12}{'sent':>7}{'timeouts':>10}{'timeout share':>15}"
+              f"{'arrived':>9}  concurrency (final, lowest)")  # fmt: skip
+        for adaptive in (True, False):
+            with tempfile.TemporaryDirectory() as cache_dir:
+                run = capacity_run(
+                    base_url, args.stories, adaptive, args.capacity_timeout, args.capacity_concurrency, cache_dir
+                )
+            conc = run["concurrency"]
+            print(
+                f"{str(adaptive).lower():>9}{run['wall']:>9.1f}{run['wall'] / ideal:>12.2f}{run['sent']:>7}"
+                f"{run['timeouts']:>10}{run['timeouts'] / max(1, run['sent']):>15.0%}{run['arrived']:>9}  "
+                f"{conc['final']}, {conc['lowest']}"
+            )
+    finally:
+        server.kill()
+        server.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--seconds", type=float, default=4.0, help="Ideal duration of each measurement.")
+    parser.add_argument(
+        "--only", choices=("latency", "capacity"), help="Run only the latency rows or the capacity row."
+    )
+    parser.add_argument("--stories", type=int, default=40, help="Requests of the capacity-limited run.")
+    parser.add_argument("--capacity", type=int, default=2)
+    parser.add_argument("--service_time", type=float, default=1.0)
+    parser.add_argument("--capacity_concurrency", type=int, default=16)
+    parser.add_argument("--capacity_timeout", type=float, default=4.0)
     args = parser.parse_args()
+    os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
+    if args.only != "capacity":
+        latency_rows(args)
+    if args.only != "latency":
+        capacity_rows(args)
 
-    code = SERVER.format(tests=os.path.join(REPO, "tests"), latency=args.latency)
-    server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+
+def latency_rows(args) -> None:
+    server, base_url = start_server(args.latency)
     try:
-        base_url = server.stdout.readline().strip()
-        os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
         print(f"server {base_url}, latency {args.latency * 1000:.0f} ms, {os.cpu_count()} cores (client and server)")
         print(
             f"\n{'concurrency':>11}{'ideal':>9}{'bare loop':>11}{'engine':>9}{'engine/ideal':>14}{'engine/bare':>13}"

@@ -16,6 +16,7 @@ the two completion endpoints. Kinds:
 
 ``"429"``        status 429 with a ``retry-after`` header and an OpenAI error body
 ``"500"``        status 500 with an OpenAI error body
+``"503"``        status 503 (an overloaded server, as vLLM or TGI say it) with a ``retry-after`` header
 ``"timeout"``    holds the reply until the client gives up (closes the connection), :meth:`FakeOpenAIServer.release_held`
                  or the server stops (or at most ``timeout_sleep`` seconds when set), then answers normally: the
                  client times out whatever its timeout, with no race against a sleep
@@ -23,6 +24,15 @@ the two completion endpoints. Kinds:
                  connection is closed
 ``"length"``     a normal reply whose choices are cut mid-sentence, with ``finish_reason == "length"``
 ``"empty"``      a normal reply whose choices have ``""`` as content
+
+Slow like a real server (``capacity``): at most ``capacity`` completion requests are served at once, each for
+``service_time`` seconds, the others wait in a first-come-first-served queue (time in the queue counts toward the
+client's timeout). A client that hangs up (times out) while its request waits or is being served has it dropped,
+as vLLM aborts it: nothing is sent, its place or its slot is freed at once, and its record says ``dropped``::
+
+    with FakeOpenAIServer(capacity=2, service_time=1.0) as server:   # 2 requests/s at most
+        ...
+        assert server.max_serving == 2 and server.num_dropped == 0
 """
 
 from __future__ import annotations
@@ -45,9 +55,9 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FAULT_KINDS = ("429", "500", "timeout", "truncated", "length", "empty")
+FAULT_KINDS = ("429", "500", "timeout", "truncated", "length", "empty", "503")
 #: Faults after which the reply's body is (presumably) not received in full by the client.
-_UNDELIVERED_FAULTS = ("429", "500", "timeout", "truncated")
+_UNDELIVERED_FAULTS = ("429", "500", "timeout", "truncated", "503")
 
 WORDS_RE = re.compile(r'the verb "([^"]+)",? the noun "([^"]+)",? and the adjective "([^"]+)"', re.IGNORECASE)
 
@@ -340,8 +350,64 @@ class _Handler(BaseHTTPRequestHandler):
             owner._stop.wait(owner.latency)
         if fault == "timeout":
             self._hold(record)
+        if owner.capacity is not None and not self._serve(record):
+            return  # dropped: the client hung up while queued or served
         with owner._gate():  # pause_replies(): requests wait here, in flight, until resume_replies() or stop()
             self._answer(kind, request, record)
+
+    def _serve(self, record: dict) -> bool:
+        """Wait for one of the ``capacity`` slots (first come, first served), then hold it ``service_time`` seconds;
+        ``False`` (the request dropped) if the client hangs up meanwhile."""
+        owner = self.owner
+        with owner._changed:
+            owner._queue.append(record)
+            record["queued"] = True
+            owner._changed.notify_all()
+        try:
+            while True:
+                with owner._changed:
+                    if owner._stop.is_set() or (owner._queue[0] is record and owner._serving < owner.capacity):
+                        owner._queue.remove(record)
+                        record["queued"], record["started_at"] = False, time.monotonic()
+                        owner._serving += 1
+                        owner._max_serving = max(owner._max_serving, owner._serving)
+                        owner._changed.notify_all()
+                        break
+                    owner._changed.wait(0.05)  # woken by any change; the timeout only notices a hang-up
+                if self._client_gone():
+                    return self._drop(record)
+        finally:
+            with owner._changed:
+                if record["queued"]:
+                    owner._queue.remove(record)
+                    record["queued"] = False
+                    owner._changed.notify_all()
+        try:
+            # service_time is read again and again: a test may shorten it (to 0: answer now) while requests are served
+            while (
+                not owner._stop.is_set()
+                and (remaining := record["started_at"] + owner.service_time - time.monotonic()) > 0
+            ):
+                try:  # wakes at once when the client hangs up (readable, then end-of-file)
+                    readable, _, _ = select.select([self.connection], [], [], min(remaining, 0.05))
+                except OSError:
+                    return self._drop(record)
+                if readable and self._client_gone():
+                    return self._drop(record)
+            return True
+        finally:
+            with owner._changed:
+                owner._serving -= 1
+                owner._changed.notify_all()
+
+    def _drop(self, record: dict) -> bool:
+        """Forget a request whose client hung up (status 499, nothing sent); returns ``False``."""
+        with self.owner._changed:
+            record["dropped"] = True
+        self._land()
+        self.owner._finish(record, 499, delivered=False)
+        self.close_connection = True
+        return False
 
     def _hold(self, record: dict) -> None:
         """Hold a "timeout" reply until the client hangs up, release_held(), stop() or ``timeout_sleep``."""
@@ -375,6 +441,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault == "500":
             self._reply(record, 500, error_body("The server had an error (fake server).", "server_error", None))
+            return
+        if fault == "503":
+            payload = error_body("The server is overloaded (fake server).", "server_error", "overloaded")
+            self._reply(record, 503, payload, headers={"retry-after": f"{owner.retry_after:g}"})
             return
         try:
             payload = owner._build_reply(kind, request, record["index"], fault)
@@ -419,13 +489,17 @@ class FakeOpenAIServer:
         responder: ``(request_json) -> str`` (or a list of ``n`` strings, one per choice) giving the content;
             a single string is used for every choice; a ``{"content": str, "logprobs": {...}}`` dict in place of
             a string also returns the chat ``logprobs`` of that choice. Default: :func:`default_responder`.
-        latency: seconds waited in the handler thread before replying to a completion request.
+        latency: seconds waited in the handler thread before replying to a completion request (not bounded by
+            ``capacity``: any number of requests wait their latency at once).
+        capacity: completion requests served at once (default ``None``: no limit, no queue); the others queue.
+        service_time: seconds each request holds its slot of ``capacity``; it may be changed while the server
+            runs and applies at once (``server.service_time = 0`` answers the requests being served now).
         faults: probability per fault kind (see the module docstring); one draw of a RNG seeded with ``seed``
             per completion request, in arrival order, so the k-th request always gets the same fault.
         fail_first: ``{kind: k}``: the first k attempts of every distinct request body (canonical JSON) get
             that fault; several kinds apply one after another in the dict's order. Takes precedence over
             ``faults``; afterwards the random faults (if any) apply.
-        retry_after: value of the ``retry-after`` header of 429 replies (and ``retry-after-ms``).
+        retry_after: value of the ``retry-after`` header of 429 replies (and ``retry-after-ms``) and of 503 replies.
         timeout_sleep: ``None`` (default): a ``"timeout"`` fault holds its reply until the client gives up,
             :meth:`release_held` or :meth:`stop`; a number: at most that many seconds, then it answers normally.
         require_api_key: when set, requests without ``Authorization: Bearer <key>`` get a 401.
@@ -438,6 +512,7 @@ class FakeOpenAIServer:
 
     Accounting (thread-safe; completion requests only): ``requests``, ``num_requests``, ``num_completed``,
     ``num_succeeded``, ``faults_injected``, ``max_concurrency``, ``in_flight``, ``records``, ``rejected_requests``,
+    ``queue_length``, ``serving``, ``max_serving``, ``num_dropped``,
     :meth:`repeated_identical_requests`, :meth:`reset_counters`. Synchronisation for tests, on events rather than
     sleeps: :meth:`wait_until`, :meth:`pause_replies` / :meth:`resume_replies`, :meth:`release_held`.
     """
@@ -448,6 +523,8 @@ class FakeOpenAIServer:
         model_name: str = "fake-gpt",
         responder: Responder | None = None,
         latency: float = 0.0,
+        capacity: int | None = None,
+        service_time: float = 0.0,
         faults: dict[str, float] | None = None,
         fail_first: dict[str, int] | None = None,
         seed: int = 0,
@@ -480,6 +557,12 @@ class FakeOpenAIServer:
         self.model_name = model_name
         self.responder = responder or default_responder
         self.latency = float(latency)
+        if capacity is not None and capacity < 1:
+            raise ValueError(f"capacity must be at least 1 (or None: no limit), got {capacity}")
+        self.capacity = capacity
+        self.service_time = float(service_time)
+        self._queue: list[dict] = []  # records waiting for a slot of capacity, in arrival order
+        self._serving = 0
         self.seed = seed
         self.retry_after = float(retry_after)
         self.timeout_sleep = None if timeout_sleep is None else float(timeout_sleep)
@@ -604,6 +687,9 @@ class FakeOpenAIServer:
                         "completed": status == 200,
                         "success": status == 200,  # a failed line is not paid for: asking again is no repeat
                         "held": False,
+                        "queued": False,
+                        "dropped": False,
+                        "started_at": now,
                         "arrived_at": now,
                         "replied_at": now,
                         "batch": batch["id"],
@@ -698,6 +784,7 @@ class FakeOpenAIServer:
         self._rejected: list[dict] = []
         self._faults_injected: Counter[str] = Counter()
         self._max_concurrency = 0
+        self._max_serving = 0
 
     def reset_counters(self, reset_faults: bool = False) -> None:
         """Forget the recorded requests and counters; with ``reset_faults`` also restart the fault schedule
@@ -705,6 +792,7 @@ class FakeOpenAIServer:
         with self._lock:
             self._reset_counters()
             self._max_concurrency = self._in_flight_now
+            self._max_serving = self._serving
             if reset_faults:
                 self._reset_faults()
 
@@ -768,6 +856,9 @@ class FakeOpenAIServer:
                 "completed": False,
                 "success": False,
                 "held": False,
+                "queued": False,
+                "dropped": False,
+                "started_at": None,
                 "arrived_at": time.monotonic(),
                 "replied_at": None,
             }
@@ -854,7 +945,9 @@ class FakeOpenAIServer:
     def records(self) -> list[dict]:
         """One dict per completion request: index, request, key (canonical JSON), fault (kind or None), status
         (None while in flight), delivered (False if sending the reply failed), completed, success, held (a
-        "timeout" reply being held now), arrived_at and replied_at (``time.monotonic()``; None while in flight)."""
+        "timeout" reply being held now), queued (waiting for a slot of ``capacity`` now), dropped (its client hung
+        up while it was queued or served: status 499), arrived_at, started_at (when it got its slot of
+        ``capacity``) and replied_at (``time.monotonic()``; None while in flight)."""
         with self._lock:
             return [dict(r) for r in self._records]
 
@@ -876,6 +969,30 @@ class FakeOpenAIServer:
         """Requests (any endpoint) in flight now: arrived, reply not yet started."""
         with self._lock:
             return self._in_flight_now
+
+    @property
+    def queue_length(self) -> int:
+        """Requests waiting for a slot of ``capacity`` now."""
+        with self._lock:
+            return len(self._queue)
+
+    @property
+    def serving(self) -> int:
+        """Requests holding a slot of ``capacity`` now."""
+        with self._lock:
+            return self._serving
+
+    @property
+    def max_serving(self) -> int:
+        """Most requests served at once (never above ``capacity``) since the start or the last reset_counters()."""
+        with self._lock:
+            return self._max_serving
+
+    @property
+    def num_dropped(self) -> int:
+        """Requests dropped because their client hung up while they were queued or served (status 499)."""
+        with self._lock:
+            return sum(r.get("dropped", False) for r in self._records)
 
     @property
     def num_requests(self) -> int:

@@ -16,7 +16,18 @@ RANK = {ENTRY: 0, PIPELINE: 1, SHARED: 2}
 PIPELINES = ("training", "synth", "evaluation", "serving", "hub")
 #: Top-level modules by layer; a subpackage takes the layer of its first name.
 ENTRY_MODULES = ("cli", "__main__", "demo", "train", "reproduce")
-SHARED_MODULES = ("errors", "recipes", "tokenization", "story_formats", "models", "llm", "modeling", "resources")
+SHARED_MODULES = (
+    "errors",
+    "recipes",
+    "tokenization",
+    "story_formats",
+    "models",
+    "llm",
+    "modeling",
+    "resources",
+    "run_lock",
+    "logging_setup",
+)
 #: Public faces of a pipeline at the top level (kept for users), and evaluate's wrapper of the judge.
 FACES = {"builder": "synth", "metrics.gpt_eval": "evaluation"}
 MAX_LINES = 500

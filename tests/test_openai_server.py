@@ -8,6 +8,7 @@ import threading
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPConnection
 
 import openai
 import pytest
@@ -156,6 +157,73 @@ def test_500_is_an_internal_server_error():
         assert info.value.status_code == 500
         assert info.value.body["type"] == "server_error"
         assert server.faults_injected == {"500": 1} and server.num_completed == 0
+
+
+def test_503_is_an_overloaded_server_with_retry_after():
+    with FakeOpenAIServer(faults={"503": 1.0}, retry_after=2) as server:
+        with pytest.raises(openai.InternalServerError) as info:
+            chat(client(server))
+        assert info.value.status_code == 503 and info.value.response.headers["retry-after"] == "2"
+        assert server.faults_injected == {"503": 1} and server.num_completed == 0
+
+
+def send_raw(server, content: str) -> HTTPConnection:
+    """A chat request sent on its own connection, the reply not read yet (close the connection to hang up)."""
+    conn = HTTPConnection("127.0.0.1", server.port, timeout=120)
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": content}]})
+    conn.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+    return conn
+
+
+def test_capacity_serves_that_many_at_once_and_queues_the_rest_first_come_first_served():
+    with FakeOpenAIServer(capacity=2, service_time=600) as server:  # served until the test shortens service_time
+        conns = []
+        for i in range(5):
+            conns.append(send_raw(server, f"story {i}"))
+            assert server.wait_until(lambda n=i + 1: server.serving + server.queue_length == n)  # in send order
+        assert server.wait_until(lambda: server.serving == 2 and server.queue_length == 3)
+        records = server.records
+        assert [r["queued"] for r in records] == [False, False, True, True, True]
+        assert records[0]["started_at"] is not None and records[2]["started_at"] is None
+        assert server.in_flight == 5  # queued requests are in flight for the client: their wait counts
+        server.service_time = 0  # applies at once: everything is answered, two at a time, in order
+        replies = [conn.getresponse() for conn in conns]
+        assert [r.status for r in replies] == [200] * 5
+        for r, conn in zip(replies, conns):
+            assert json.loads(r.read())["choices"][0]["message"]["content"]
+            conn.close()
+        records = server.records
+        assert server.max_serving == 2 and server.num_succeeded == 5 and server.num_dropped == 0
+        starts = [r["started_at"] for r in records]
+        assert starts == sorted(starts)  # first come, first served
+
+
+def test_a_client_that_hangs_up_is_dropped_from_the_queue_and_from_service():
+    with FakeOpenAIServer(capacity=1, service_time=600) as server:
+        served, queued, last = send_raw(server, "served"), None, None
+        assert server.wait_until(lambda: server.serving == 1)
+        queued = send_raw(server, "queued")
+        assert server.wait_until(lambda: server.queue_length == 1)
+        last = send_raw(server, "last")
+        assert server.wait_until(lambda: server.queue_length == 2)
+        queued.close()  # gives up while waiting: dropped, its place freed
+        assert server.wait_until(lambda: server.num_dropped == 1 and server.queue_length == 1)
+        served.close()  # gives up while being served (vLLM aborts it): its slot goes to the next one at once
+        assert server.wait_until(lambda: server.num_dropped == 2 and server.serving == 1 and server.queue_length == 0)
+        with pytest.raises(openai.APITimeoutError):  # the openai client timing out in the queue is dropped too
+            chat(client(server, timeout=0.2), "timed out")
+        assert server.wait_until(lambda: server.num_dropped == 3 and server.queue_length == 0)
+        server.service_time = 0
+        reply = last.getresponse()
+        assert reply.status == 200 and json.loads(reply.read())["choices"]
+        last.close()
+        by_content = {r["request"]["messages"][0]["content"]: r for r in server.records}
+    assert by_content["queued"]["dropped"] and by_content["queued"]["started_at"] is None
+    assert by_content["served"]["dropped"] and by_content["served"]["started_at"] is not None
+    assert by_content["timed out"]["dropped"] and by_content["timed out"]["status"] == 499
+    assert not any(by_content[k]["delivered"] for k in ("queued", "served", "timed out"))
+    assert by_content["last"]["success"] and not by_content["last"]["dropped"]
+    assert server.repeated_identical_requests() == 0
 
 
 def test_timeout_fault_holds_the_reply_until_the_client_gives_up():

@@ -42,6 +42,10 @@ class ServeError(TinyStoriesError, ValueError):
     """A server that cannot start: a missing model folder, bad settings, the serve extra not installed."""
 
 
+class RunLockError(TinyStoriesError, RuntimeError):
+    """A folder (``output_dir``, ``cache_dir``) held by another run: the message names it (``tinystories.run_lock``)."""
+
+
 @contextlib.contextmanager
 def one_line_errors(command: str) -> Iterator[None]:
     """A ``TinyStoriesError`` raised inside becomes one line on stderr (``tinystories COMMAND: error: ...``) and
@@ -59,6 +63,7 @@ __all__ = [
     "GenerationError",
     "PushError",
     "RecipeError",
+    "RunLockError",
     "ServeError",
     "TinyStoriesError",
     "one_line_errors",

@@ -27,19 +27,19 @@ def test_push_dataset_keeps_its_configs_and_skips_the_request_cache(dataset_dir,
     assert commit["commit_message"] == "Upload TinyStories dataset with tinystories push"
     assert sorted(commit["files"]) == [
         "README.md",
-        "default/train.parquet",
-        "default/validation.parquet",
+        "default/train-00000-of-00001.parquet",
+        "default/validation-00000-of-00001.parquet",
         "generation.json",
-        "instruct/train.parquet",
-        "instruct/validation.parquet",
-    ]
+        "instruct/train-00000-of-00001.parquet",
+        "instruct/validation-00000-of-00001.parquet",
+    ]  # not .shards/ (generate's markers and dedup signatures)
     assert os.path.isfile(dataset_dir / ".cache" / "requests.sqlite")  # there, but not uploaded
     card = uploaded_card(commit["files"], DatasetCard)
     configs = {c["config_name"]: c for c in card.data.configs}
     assert set(configs) == {"default", "instruct"} and configs["default"]["default"] is True
     assert {f["path"] for f in configs["instruct"]["data_files"]} == {
-        "instruct/train.parquet",
-        "instruct/validation.parquet",
+        "instruct/train-*.parquet",
+        "instruct/validation-*.parquet",
     }
     assert card.data.license == "cdla-sharing-1.0" and "tinystories" in card.data.tags
     assert 'load_dataset("me/tinystories-fake", "instruct")' in card.text and "fake-gpt" in card.text

@@ -42,3 +42,12 @@ def test_push_model_from_python_takes_its_options_and_a_token(model_dir, fake_hu
     assert fake_hub.tokens == [SENTINEL, SENTINEL] and fake_hub.branches == []  # main: no branch to create
     assert fake_hub.commit["commit_message"] == "From Python" and fake_hub.commit["revision"] == "main"
     assert result["url"] == "https://huggingface.co/me/tiny" and result["commit_url"].endswith("/commit/0123abcd")
+
+
+def test_run_bookkeeping_is_never_pushed(model_dir):
+    """A killed run leaves its lock (with the owner's pid, host and command) and generate's shard markers."""
+    for name in (".tinystories.lock", ".tinystories.lock.json", ".shards/completions/00000"):
+        (model_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (model_dir / name).write_text("{}")
+    planned = list(plan_upload(str(model_dir), MODEL_IGNORE_PATTERNS))
+    assert planned and not [p for p in planned if ".tinystories.lock" in p or p.startswith(".shards")]

@@ -1,36 +1,10 @@
 """The LLM engine against a real local OpenAI-compatible server: faults, retries, cache, budget, endpoints."""
 
 import pytest
+from llm_helpers import engine, story_requests
 from openai_server import FakeOpenAIServer
 
-from tinystories.llm import LLMConfig, LLMEngine, request_key
-
-
-def story_requests(n):
-    words = [("jump", "ball", "red"), ("share", "cake", "happy"), ("run", "park", "big"), ("hug", "bear", "soft")]
-    requests = []
-    for i in range(n):
-        verb, noun, adjective = words[i % len(words)]
-        prompt = (
-            f'Story {i}. The story should use the verb "{verb}", the noun "{noun}" and the adjective "{adjective}".'
-        )
-        requests.append([{"role": "user", "content": prompt}])
-    return requests
-
-
-def engine(server_or_urls, tmp_path, **overrides):
-    base_url = server_or_urls if isinstance(server_or_urls, (str, list)) else server_or_urls.base_url
-    config = dict(
-        model="fake-gpt",
-        base_url=base_url,
-        cache_dir=str(tmp_path / "cache"),
-        max_concurrency=16,
-        request_timeout=60.0,  # generous: a loaded machine never times a normal request out
-        backoff_base=0.01,
-        backoff_max=0.2,
-    )
-    config.update(overrides)
-    return LLMEngine(LLMConfig(**config), progress=False)
+from tinystories.llm import request_key
 
 
 def test_200_requests_with_10_percent_faults_all_arrive(tmp_path, monkeypatch):
@@ -66,12 +40,13 @@ def test_timeouts_are_retried_and_reported(tmp_path):
 
 
 def test_persistent_failures_are_reported_with_their_reason(tmp_path):
-    with FakeOpenAIServer(fail_first={"length": 10}) as server:
+    with FakeOpenAIServer(fail_first={"500": 10}) as server:
         eng = engine(server, tmp_path, max_retries=2)
         results = eng.run(story_requests(3), max_tokens=100)
     assert not any(r.ok for r in results)
-    assert all(r.error.startswith("finish_reason=length") and r.attempts == 3 for r in results)
-    assert eng.stats.failures == {"finish_reason=length (reply cut at max_tokens)": 3}
+    assert all(r.error == "HTTP 500" and r.reason == "HTTP 500" and r.attempts == 3 for r in results)
+    assert eng.stats.failures == {"HTTP 500": 3}
+    assert eng.stats.as_dict()["reasons"] == {"HTTP 500": {"count": 9, "cost_usd": 0.0}}
 
 
 def test_retry_after_is_honoured(tmp_path):

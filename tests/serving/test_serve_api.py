@@ -327,7 +327,8 @@ def test_generate_pipeline_runs_against_the_served_model(server, tmp_path, monke
     before = server.stats()["requests"]
     out = tmp_path / "data"
     args = ["--model", "model", "--base_url", server.base_url, "--num_stories", "4", "--output_dir", str(out)]
-    args += ["--max_tokens", "24", "--temperature", "0", "--max_retries", "0", "--max_concurrency", "4"]
+    args += ["--max_tokens", "24", "--temperature", "0", "--max_retries", "0", "--max_content_retries", "0"]
+    args += ["--max_concurrency", "4"]
     # the tiny model writes 24 tokens of noise: every reply is cut at max_tokens, which the engine rejects
     with pytest.raises(SystemExit) as e:
         main(["generate", *args])

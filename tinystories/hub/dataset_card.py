@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from ..errors import PushError
+from ..llm.failures import failure_table
 from ..recipes import GENERATION_FILE  # the summary tinystories generate writes, from which the card is rendered
 from .model_folder import read_json
 from .templates import card_template
@@ -20,7 +21,8 @@ DEFAULT_DATASET_LICENSE = "cdla-sharing-1.0"
 def dataset_card(summary: dict[str, Any], repo_id: str | None = None, license: str = DEFAULT_DATASET_LICENSE):
     """The ``DatasetCard`` of a generation summary (keys ``arguments``, ``counts``, ``engine``, ``filters``,
     ``metadata``, ``title``, ``vocabulary_size``, ``example_prompt``): configs, schema, teacher, prompt template,
-    counts, cost and filter report, with ``repo_id`` (a Hub id, or None) in its ``load_dataset`` examples."""
+    counts, cost, the failure reasons (``llm.failure_table``) and filter report, with ``repo_id`` (a Hub id, or
+    None) in its ``load_dataset`` examples."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
     args, counts, stats, report = summary["arguments"], summary["counts"], summary["engine"], summary["filters"]
@@ -68,6 +70,7 @@ def dataset_card(summary: dict[str, Any], repo_id: str | None = None, license: s
         cached=story_stats.get("cached", 0) + summary_stats.get("cached", 0),
         failed=story_stats.get("failed", 0),
         failure_reasons=", ".join(f"{k}: {v}" for k, v in story_stats.get("failures", {}).items()) or "none",
+        failure_table=failure_table({name: s for name, s in stats.items() if isinstance(s, dict)}, markdown=True),
         prompt_tokens=sum(s.get("prompt_tokens", 0) for s in stats.values()),
         completion_tokens=sum(s.get("completion_tokens", 0) for s in stats.values()),
         cost=f"{cost:.4f}",

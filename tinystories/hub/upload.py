@@ -25,6 +25,8 @@ COMMIT_MESSAGES = {
 COMMON_IGNORE_PATTERNS = [
     ".cache/",
     "*/.cache/*",
+    ".shards/",  # tinystories generate's completion markers and dedup signatures: bookkeeping, not data
+    ".tinystories.lock*",  # a run's lock and its owner's pid/host/command (run_lock.py), left by a killed run
     "*.sqlite",
     "*.sqlite3",
     "*.sqlite-*",

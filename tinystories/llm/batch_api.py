@@ -12,7 +12,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .engine import SAMPLING_KEYS, LLMEngine, Result, RetryableFailure
+from .engine import SAMPLING_KEYS, LLMEngine
+from .failures import reason_of
+from .outcomes import Result, RetryableFailure
 from .request_cache import request_key
 
 logger = logging.getLogger(__name__)
@@ -176,8 +178,10 @@ class BatchRunner:
                 continue
             try:
                 text, finish = self.engine.check_reply(hit, index)
-            except RetryableFailure as e:
-                results.append(Result(key, False, cached=True, error=f"invalid reply: {e.reason}", response=hit))
+            except RetryableFailure as e:  # the batch's reply, refused by the caller's check (no live re-ask)
+                self.engine.stats.failed += 1
+                self.engine.stats.failures[reason_of(e.reason)] += 1
+                results.append(Result(key, False, cached=True, error=e.reason, response=hit))
                 continue
             self.engine.stats.succeeded += 1
             results.append(Result(key, True, text, finish, hit.get("usage", {}), cached=True, response=hit))

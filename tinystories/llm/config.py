@@ -29,11 +29,31 @@ class LLMConfig:
         default=DEFAULT_API_KEY_ENV,
         metadata={"help": "Environment variable holding the API key (a local server needs none)."},
     )
-    max_concurrency: int = field(default=16, metadata={"help": "Requests in flight at once."})
-    max_retries: int = field(
-        default=6, metadata={"help": "Retries of a failed request (429, 5xx, timeout, bad reply)."}
+    max_concurrency: int = field(
+        default=16,
+        metadata={"help": "Requests in flight at once per endpoint (the adaptive limit starts here, never above)."},
     )
-    request_timeout: float = field(default=120.0, metadata={"help": "Seconds before a request times out."})
+    adaptive_concurrency: bool = field(
+        default=True,
+        metadata={
+            "help": "Halve an endpoint's concurrency on timeouts, HTTP 429 and 503 and raise it back by one per "
+            "window of replies (AIMD); false: always max_concurrency."
+        },
+    )
+    max_retries: int = field(
+        default=6, metadata={"help": "Re-sends of a request after a transport failure (429, 5xx, timeout, dropped)."}
+    )
+    max_content_retries: int = field(
+        default=2,
+        metadata={
+            "help": "Re-asks of a request whose reply is cut at max_tokens, empty or rejected by the caller's check "
+            "(no backoff; independent of max_retries; paid rejected replies count, also from the cache)."
+        },
+    )
+    request_timeout: float = field(
+        default=300.0,
+        metadata={"help": "Seconds before a request times out (time queued in the server counts)."},
+    )
     cache_dir: str | None = field(
         default=None,
         metadata={"help": "Request cache folder (default: output_dir/.cache): a paid reply is never paid again."},
@@ -59,6 +79,8 @@ class LLMConfig:
             raise ValueError(f"max_concurrency must be at least 1, got {self.max_concurrency}")
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.max_content_retries < 0:
+            raise ValueError(f"max_content_retries must be >= 0, got {self.max_content_retries}")
         if self.request_timeout <= 0:
             raise ValueError(f"request_timeout must be > 0 seconds, got {self.request_timeout}")
         if self.budget_usd is not None and self.budget_usd < 0:

@@ -1,4 +1,8 @@
-"""The request cache: every paid reply, on disk, keyed by everything that determines it, so none is paid twice."""
+"""The request cache: every paid reply, on disk, keyed by everything that determines it, so none is paid twice.
+
+Two tables: ``replies`` (the accepted reply of a request) and ``rejected`` (replies that were paid for but rejected:
+cut at ``max_tokens``, empty, or refused by the caller's ``validate``; numbered per request by ``attempt``, with
+the reason). A re-run re-checks the rejected ones with its own validator before paying for another (docs/llm.md)."""
 
 from __future__ import annotations
 
@@ -32,6 +36,10 @@ class RequestCache:
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, model TEXT, response TEXT, created REAL)"
         )
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS rejected (key TEXT, attempt INTEGER, model TEXT, reason TEXT, response TEXT, "
+            "created REAL, PRIMARY KEY (key, attempt))"
+        )
 
     @classmethod
     def in_folder(cls, cache_dir: str) -> RequestCache:
@@ -45,6 +53,36 @@ class RequestCache:
         self.db.execute(
             "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)", (key, model, json.dumps(response), time.time())
         )
+
+    def rejected(self, key: str) -> list[tuple[str, dict[str, Any]]]:
+        """``(reason, response)`` of the rejected replies of ``key``, oldest first."""
+        rows = self.db.execute(
+            "SELECT reason, response FROM rejected WHERE key = ? ORDER BY attempt", (key,)
+        ).fetchall()
+        return [(reason, json.loads(response)) for reason, response in rows]
+
+    def put_rejected(self, key: str, model: str, response: dict[str, Any], reason: str) -> None:
+        """Keep a paid reply that was rejected (numbered after the earlier ones of ``key``)."""
+        self.db.execute(
+            "INSERT INTO rejected SELECT ?, COALESCE(MAX(attempt) + 1, 0), ?, ?, ?, ? FROM rejected WHERE key = ?",
+            (key, model, reason, json.dumps(response), time.time(), key),
+        )
+
+    def demote(self, key: str, reason: str) -> None:
+        """Move the accepted reply of ``key`` (one a stricter validator now refuses) to the rejected ones."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self.db.execute("SELECT model, response FROM replies WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                self.put_rejected(key, row[0], json.loads(row[1]), reason)
+                self.db.execute("DELETE FROM replies WHERE key = ?", (key,))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def num_rejected(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
 
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
