@@ -82,3 +82,9 @@ def test_filter_stories_report(vocabulary):
     summary = report.as_dict()
     assert summary["feature_counts"] == {"Dialogue": report.kept}
     assert "once upon a" in summary["top_openers"]
+
+
+def test_missing_words_finds_the_released_spellings():
+    story = "Tom saw an X-ray of his arm. He wore a T-shirt, watched a 3D film at the café and jumped. Don't cry!"
+    required = ["x-ray", "T-shirt", "3D", "café", "jump", "don't", "TV"]
+    assert missing_words(story, required) == ["TV"]

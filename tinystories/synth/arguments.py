@@ -12,6 +12,9 @@ from ..llm import LLMConfig, llm_arguments
 from ..recipes import RecipeParser
 from .prompts import TEMPLATES
 
+#: What ``missing_words`` may say.
+MISSING_WORDS = ("reask", "keep", "drop")
+
 TeacherArguments = llm_arguments(
     "TeacherArguments", __name__, "model", "gpt-4o-mini", "The teacher model, as the server knows it."
 )
@@ -44,6 +47,34 @@ class GenerateArguments(TeacherArguments):
     dedup_threshold: float = field(
         default=0.7, metadata={"help": "MinHash similarity above which a story is a near duplicate."}
     )
+    missing_words: str = field(
+        default="reask",
+        metadata={
+            "help": "A story missing a required word: 'reask' (rejected and asked again, up to the engine's content "
+            "retries), 'keep' (kept, its row's missing_words names them) or 'drop' (not re-asked; filtered out)."
+        },
+    )
+    chunk_size: int = field(
+        default=2_000,
+        metadata={
+            "help": "Stories per chunk: each is generated, filtered and written as one Parquet shard per config and "
+            "split; memory holds one chunk (~25 KB a story), so a larger one means fewer, larger shards."
+        },
+    )
+    worker: str = field(
+        default="0/1",
+        metadata={
+            "help": "'i/N': this process makes only chunks c with c % N == i (N processes or machines split one "
+            "dataset without coordination; then run once with --merge)."
+        },
+    )
+    merge: bool = field(
+        default=False,
+        metadata={
+            "help": "Generate nothing: assemble generation.json and the card from every worker's shards (and drop "
+            "the near duplicates across workers)."
+        },
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -51,15 +82,54 @@ class GenerateArguments(TeacherArguments):
             raise ValueError(f"num_stories must be at least 1, got {self.num_stories}")
         if not 0 <= self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if self.missing_words not in MISSING_WORDS:
+            raise ValueError(f"missing_words must be one of {', '.join(MISSING_WORDS)}, got {self.missing_words!r}")
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size}")
+        self.worker_index, self.num_workers = parse_worker(self.worker)
+
+    @property
+    def num_chunks(self) -> int:
+        """Chunks (and so Parquet shards per config and split) of the whole dataset, over all workers."""
+        return -(-self.num_stories // self.chunk_size)
+
+    def chunk_range(self, chunk: int) -> range:
+        """The prompt indices of a chunk."""
+        return range(chunk * self.chunk_size, min((chunk + 1) * self.chunk_size, self.num_stories))
+
+    def my_chunks(self) -> list[int]:
+        """The chunks this worker makes."""
+        return [c for c in range(self.num_chunks) if c % self.num_workers == self.worker_index]
 
     def recipe(self) -> dict[str, Any]:
         """The run as one flat recipe mapping (``generation.json`` records it; it reruns the run), the endpoint
         without credentials."""
         return {**dataclasses.asdict(self), "base_url": self.base_url and self.llm_config().public_base_url()}
 
+    def plan(self) -> dict[str, Any]:
+        """The settings that decide the stories of every shard (recorded in each completion marker): a re-run whose
+        plan differs cannot reuse the shards (it rebuilds them, from the request cache)."""
+        keys = (
+            "model", "num_stories", "chunk_size", "seed", "template", "feature_probability", "vocabulary_file",
+            "temperature", "max_tokens", "instruct", "ood", "validation_fraction", "min_words", "max_words",
+            "max_out_of_vocabulary", "dedup_threshold", "missing_words",
+        )  # fmt: skip
+        return {key: getattr(self, key) for key in keys}
+
     def teacher_llm(self) -> LLMConfig:
         """The teacher's ``LLMConfig``, its request cache defaulting to ``output_dir/.cache``."""
         return self.llm_config().with_cache_dir(os.path.join(self.output_dir, ".cache"))
+
+
+def parse_worker(worker: str) -> tuple[int, int]:
+    """``"i/N"`` -> ``(i, N)``, with ``0 <= i < N``."""
+    try:
+        index, total = (int(part) for part in str(worker).split("/"))
+    except ValueError:
+        raise ValueError(f"worker must be 'i/N' (e.g. 0/2), got {worker!r}") from None
+    if not 0 <= index < total:
+        raise ValueError(f"worker {worker!r}: need 0 <= i < N")
+    return index, total
 
 
 def parse_generate_args(argv: list[str]) -> GenerateArguments:

@@ -9,24 +9,11 @@ from dataclasses import dataclass, field
 import datasets
 
 from .arguments import GenerateArguments
-from .dataset_folder import CONFIGS
+from .dataset_folder import CONFIGS, row_features
 from .pipeline import build_splits, example_rows
 from .vocabulary import load_vocabulary
 
-FEATURES = datasets.Features(
-    {
-        "text": datasets.Value("string"),
-        "story": datasets.Value("string"),
-        "instruction": {
-            "prompt:": datasets.Value("string"),
-            "words": datasets.List(datasets.Value("string")),
-            "features": datasets.List(datasets.Value("string")),
-        },
-        "summary": datasets.Value("string"),
-        "source": datasets.Value("string"),
-        "request_id": datasets.Value("string"),
-    }
-)
+FEATURES = row_features()
 
 
 @dataclass
@@ -60,14 +47,13 @@ class TinyStoriesGenerator(datasets.GeneratorBasedBuilder):
         generators = []
         for name, split in (("train", datasets.Split.TRAIN), ("validation", datasets.Split.VALIDATION)):
             if splits[name]:
-                rows = example_rows(
-                    splits[name], self.config.name, seed=args.seed + (name == "validation"), ood=args.ood
-                )
+                rows = example_rows(splits[name], self.config.name, seed=args.seed, ood=args.ood)
                 generators.append(datasets.SplitGenerator(name=split, gen_kwargs={"rows": rows}))
         return generators
 
     def _generate_examples(self, rows):
-        yield from enumerate(rows)  # (key, example)
+        for key, row in enumerate(rows):
+            yield key, {name: row[name] for name in FEATURES}
 
 
 __all__ = ["FEATURES", "TinyStoriesConfig", "TinyStoriesGenerator"]

@@ -1,10 +1,10 @@
 """Quality filters for generated stories (required words in any inflection, words outside the vocabulary, length,
-exact and MinHash near duplicates after stripping stock openers) and the report of what they removed and why."""
+exact and MinHash near duplicates after stripping stock openers, against every story screened before: ``dedup``) and
+the report of what they removed and why, which adds up exactly over shards."""
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -12,9 +12,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .dedup import (  # noqa: F401  (re-exported: the filters' public names)
+    EXACT_DUPLICATE,
+    KEPT,
+    NEAR_DUPLICATE,
+    STOCK_OPENERS,
+    WORD_RE,
+    DedupIndex,
+    MinHashDeduplicator,
+    exact_hash,
+    strip_openers,
+    words_of,
+)
 from .vocabulary import Vocabulary
-
-WORD_RE = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
 
 # Irregular forms a 3-4 year old's stories use: base -> forms.
 IRREGULAR: dict[str, tuple[str, ...]] = {
@@ -137,15 +147,6 @@ FUNCTION_WORDS = frozenset(
     that's they're we're you're i'll we'll together always sometimes soon now later today tomorrow yesterday""".split()
 )
 
-STOCK_OPENERS = (
-    "once upon a time",
-    "one day",
-    "there was a",
-    "there once was",
-    "in a small town",
-    "in a big forest",
-)
-
 
 def word_forms(word: str) -> set[str]:
     """The word and its regular and irregular inflections (plural, 3rd person, past, -ing, comparative)."""
@@ -171,13 +172,14 @@ def word_forms(word: str) -> set[str]:
     return forms
 
 
-def words_of(text: str) -> list[str]:
-    return [m.group(0).lower() for m in WORD_RE.finditer(text)]
+#: Words as the released vocabulary spells them: letters and digits, with inner hyphens or apostrophes
+#: ("x-ray", "T-shirt", "3D", "don't").
+SPELLED_WORD_RE = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 
 
 def missing_words(story: str, required: Sequence[str]) -> list[str]:
-    """The required words that appear in ``story`` in no form."""
-    present = set(words_of(story))
+    """The required words that appear in ``story`` in no form (any spelling the vocabulary allows)."""
+    present = set(words_of(story)) | set(SPELLED_WORD_RE.findall(story.lower()))
     return [w for w in required if not (word_forms(w) & present)]
 
 
@@ -203,56 +205,6 @@ def _known_forms(vocabulary: Vocabulary) -> frozenset[str]:
     return frozenset(f for w in vocabulary.all_words for f in word_forms(w))
 
 
-def strip_openers(text: str) -> str:
-    lowered = text.lower().lstrip()
-    for opener in STOCK_OPENERS:
-        if lowered.startswith(opener):
-            return lowered[len(opener) :]
-    return lowered
-
-
-def _shingles(text: str, n: int) -> set[int]:
-    words = words_of(strip_openers(text))
-    grams = {" ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))}
-    return {int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little") for g in grams}
-
-
-class MinHashDeduplicator:
-    """Near-duplicate detection: MinHash signatures of word n-grams, LSH banding, Jaccard estimate threshold."""
-
-    def __init__(self, threshold: float = 0.7, num_perm: int = 128, bands: int = 32, ngram: int = 5, seed: int = 0):
-        if num_perm % bands:
-            raise ValueError(f"num_perm ({num_perm}) must be a multiple of bands ({bands})")
-        rng = np.random.default_rng(seed)
-        # multiply-shift universal hashing: (a * h + b) mod 2**64, top 32 bits; a odd
-        self.a = rng.integers(1, 2**63, num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-        self.b = rng.integers(0, 2**63, num_perm, dtype=np.uint64)
-        self.threshold, self.bands, self.rows, self.ngram = threshold, bands, num_perm // bands, ngram
-
-    def signature(self, text: str) -> np.ndarray:
-        hashes = np.fromiter(_shingles(text, self.ngram), dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            values = (self.a[:, None] * hashes[None, :] + self.b[:, None]) >> np.uint64(32)
-        return values.min(axis=1)
-
-    def duplicates(self, texts: Sequence[str]) -> dict[int, int]:
-        """``{index: index of the earlier text it duplicates}`` for every near duplicate (first one kept)."""
-        signatures = [self.signature(t) for t in texts]
-        buckets: dict[tuple, list[int]] = {}
-        found: dict[int, int] = {}
-        for i, sig in enumerate(signatures):
-            candidates = set()
-            for band in range(self.bands):
-                key = (band, sig[band * self.rows : (band + 1) * self.rows].tobytes())
-                candidates.update(buckets.setdefault(key, []))
-                buckets[key].append(i)
-            for j in sorted(candidates):
-                if j not in found and np.mean(signatures[j] == sig) >= self.threshold:
-                    found[i] = j
-                    break
-        return found
-
-
 @dataclass
 class FilterConfig:
     min_words: int = 50
@@ -264,22 +216,46 @@ class FilterConfig:
 
 @dataclass
 class FilterReport:
-    """What the filters kept and removed, with corpus statistics, for the dataset card."""
+    """What the filters kept and removed, with corpus statistics, for the dataset card. Its ``state()`` (plain JSON:
+    full counters, sums, the set of required words) adds up over shards with ``merge``, so the report of a run
+    made of many shards is exactly that of one pass over all of them."""
 
     total: int = 0
     kept: int = 0
     removed: Counter = field(default_factory=Counter)
     openers: Counter = field(default_factory=Counter)
     feature_counts: Counter = field(default_factory=Counter)
-    distinct_required_words: int = 0
-    mean_words: float = 0.0
-    mean_out_of_vocabulary: float = 0.0
+    required_words: set = field(default_factory=set)
+    words_sum: int = 0
+    oov_sum: float = 0.0
+    oov_count: int = 0
+
+    @property
+    def distinct_required_words(self) -> int:
+        return len(self.required_words)
+
+    @property
+    def mean_words(self) -> float:
+        return self.words_sum / self.kept if self.kept else 0.0
+
+    @property
+    def mean_out_of_vocabulary(self) -> float:
+        return self.oov_sum / self.oov_count if self.oov_count else 0.0
+
+    def count_kept(self, records: Sequence[dict]) -> None:
+        for record in records:
+            words = words_of(record["story"])
+            self.kept += 1
+            self.words_sum += len(words)
+            self.openers[" ".join(words[:3])] += 1
+            self.feature_counts.update(record["instruction"].get("features") or [])
+            self.required_words.update(record["instruction"]["words"])
 
     def as_dict(self) -> dict:
         return {
             "total": self.total,
             "kept": self.kept,
-            "removed": dict(self.removed),
+            "removed": {k: v for k, v in self.removed.items() if v},
             "top_openers": dict(self.openers.most_common(10)),
             "feature_counts": dict(self.feature_counts),
             "distinct_required_words": self.distinct_required_words,
@@ -287,48 +263,107 @@ class FilterReport:
             "mean_out_of_vocabulary": round(self.mean_out_of_vocabulary, 4),
         }
 
+    def state(self) -> dict:
+        return {
+            "total": self.total,
+            "kept": self.kept,
+            "removed": dict(self.removed),
+            "openers": dict(self.openers),
+            "feature_counts": dict(self.feature_counts),
+            "required_words": sorted(self.required_words),
+            "words_sum": self.words_sum,
+            "oov_sum": self.oov_sum,
+            "oov_count": self.oov_count,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> FilterReport:
+        values = dict(state)
+        for name in ("removed", "openers", "feature_counts"):
+            values[name] = Counter(values.get(name) or {})
+        values["required_words"] = set(values.get("required_words") or ())
+        return cls(**values)
+
+    def merge(self, other: FilterReport) -> FilterReport:
+        self.total += other.total
+        self.kept += other.kept
+        self.removed.update(other.removed)
+        self.openers.update(other.openers)
+        self.feature_counts.update(other.feature_counts)
+        self.required_words |= other.required_words
+        self.words_sum += other.words_sum
+        self.oov_sum += other.oov_sum
+        self.oov_count += other.oov_count
+        return self
+
+
+@dataclass
+class Screened:
+    """One block through the filters: the kept records, and the *candidates* (records that passed the quality
+    filters, the kept among them) with their exact hashes, MinHash signatures, dedup outcome (``dedup.KEPT``...) and
+    shares of words outside the vocabulary."""
+
+    kept: list[dict]
+    candidates: list[dict]
+    hashes: list[int]
+    signatures: np.ndarray
+    status: np.ndarray
+    shares: list[float]
+    report: FilterReport
+
+
+class StoryFilter:
+    """The filters over a stream of blocks (chunks): quality per story, duplicates against every candidate of
+    every block before (``index``, a ``DedupIndex``, restorable from the shards written so far)."""
+
+    def __init__(self, vocabulary: Vocabulary, config: FilterConfig | None = None, index: DedupIndex | None = None):
+        self.vocabulary = vocabulary
+        self.config = config or FilterConfig()
+        self.index = index if index is not None else DedupIndex(threshold=self.config.dedup_threshold)
+
+    def quality_problem(self, record: dict) -> tuple[str | None, float]:
+        """The reason ``record`` fails a quality filter (None if it passes), and its out-of-vocabulary share."""
+        story, config = record["story"], self.config
+        n_words = len(words_of(story))
+        if n_words < config.min_words:
+            return "too short", 0.0
+        if n_words > config.max_words:
+            return "too long", 0.0
+        if config.require_words and missing_words(story, record["instruction"]["words"]):
+            return "missing required words", 0.0
+        share = out_of_vocabulary_share(story, self.vocabulary)
+        if share > config.max_out_of_vocabulary:
+            return "too many words outside the vocabulary", share
+        return None, share
+
+    def screen(self, records: Sequence[dict], add: bool = True) -> Screened:
+        """Filter one block; with ``add`` its candidates join the index (the next blocks are checked against them)."""
+        report = FilterReport(total=len(records))
+        candidates, shares = [], []
+        for record in records:
+            problem, share = self.quality_problem(record)
+            if problem:
+                report.removed[problem] += 1
+            else:
+                candidates.append(record)
+                shares.append(share)
+        hashes = [exact_hash(r["story"]) for r in candidates]
+        signatures = self.index.signatures_of([r["story"] for r in candidates])
+        status = self.index.classify(hashes, signatures)
+        if add:
+            self.index.add(hashes, signatures, status)
+        report.removed["exact duplicate"] += int((status == EXACT_DUPLICATE).sum())
+        report.removed["near duplicate"] += int((status == NEAR_DUPLICATE).sum())
+        unique = [s for s, st in zip(shares, status) if st != EXACT_DUPLICATE]
+        report.oov_sum, report.oov_count = float(sum(unique)), len(unique)
+        kept = [r for r, st in zip(candidates, status) if st == KEPT]
+        report.count_kept(kept)
+        return Screened(kept, candidates, hashes, signatures, status, shares, report)
+
 
 def filter_stories(
     records: Sequence[dict], vocabulary: Vocabulary, config: FilterConfig | None = None
 ) -> tuple[list[dict], FilterReport]:
     """Keep the records (``story``, ``instruction.words``, ``instruction.features``) that pass every filter."""
-    config = config or FilterConfig()
-    report = FilterReport(total=len(records))
-    survivors: list[dict] = []
-    seen_exact: set[str] = set()
-    oov_shares: list[float] = []
-    for record in records:
-        story = record["story"]
-        n_words = len(words_of(story))
-        if n_words < config.min_words:
-            report.removed["too short"] += 1
-            continue
-        if n_words > config.max_words:
-            report.removed["too long"] += 1
-            continue
-        if config.require_words and missing_words(story, record["instruction"]["words"]):
-            report.removed["missing required words"] += 1
-            continue
-        share = out_of_vocabulary_share(story, vocabulary)
-        if share > config.max_out_of_vocabulary:
-            report.removed["too many words outside the vocabulary"] += 1
-            continue
-        normalised = " ".join(words_of(story))
-        if normalised in seen_exact:
-            report.removed["exact duplicate"] += 1
-            continue
-        seen_exact.add(normalised)
-        oov_shares.append(share)
-        survivors.append(record)
-    near = MinHashDeduplicator(threshold=config.dedup_threshold).duplicates([r["story"] for r in survivors])
-    kept = [r for i, r in enumerate(survivors) if i not in near]
-    report.removed["near duplicate"] += len(near)
-    report.kept = len(kept)
-    for record in kept:
-        report.openers[" ".join(words_of(record["story"])[:3])] += 1
-        report.feature_counts.update(record["instruction"].get("features", []))
-    report.distinct_required_words = len({w for r in kept for w in r["instruction"]["words"]})
-    report.mean_words = float(np.mean([len(words_of(r["story"])) for r in kept])) if kept else 0.0
-    report.mean_out_of_vocabulary = float(np.mean(oov_shares)) if oov_shares else 0.0
-    report.removed = Counter({k: v for k, v in report.removed.items() if v})
-    return kept, report
+    screened = StoryFilter(vocabulary, config).screen(records)
+    return screened.kept, screened.report

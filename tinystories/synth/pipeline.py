@@ -1,14 +1,17 @@
 """``tinystories generate RECIPE.yaml``: a TinyStories(-Instruct) dataset from a teacher LLM, as a Hub-layout folder.
 
-Blocks, each one concern: prompts (``prompts``) -> stories through the LLM engine (a story missing a required word is
-rejected and re-asked) -> for Instruct, a summary per story -> quality filters with a report (``filters``) ->
-train/validation split -> the dataset folder (``dataset_folder``) and ``generation.json``, the run's summary.
-Everything paid for is in the request cache: the same recipe again sends only what is missing.
+The run streams in chunks of ``chunk_size`` prompts; each chunk goes through the blocks, one concern each: prompts
+(``prompts``) -> stories through the LLM engine (``missing_words``: a story missing a required word is re-asked,
+kept with a flag, or dropped) -> for Instruct, a summary per story -> quality filters and duplicates against every
+story before (``filters``, ``dedup``) -> each story's split -> its Parquet shards and completion marker
+(``dataset_folder``, ``shards``). Memory holds one chunk and the duplicate index, whatever ``num_stories``.
+A re-run skips the chunks with a marker (no request, no cache lookup) and redoes the others from the request cache;
+``generation.json``, the run's summary, is assembled from the markers (``merge``: docs/generation.md).
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
 import os
 import random
@@ -16,17 +19,22 @@ import sys
 
 from ..errors import GenerationError
 from ..llm import LLMEngine
-from ..recipes import GENERATION_FILE
+from ..llm.failures import BUDGET, TIMEOUT, failure_table, reason_of
+from ..logging_setup import logging_from_argv
+from ..run_lock import RunLock
 from .arguments import GenerateArguments, parse_generate_args
-from .dataset_folder import CONFIGS, dataset_metadata, write_layout_card, write_split
-from .filters import FilterConfig, filter_stories, missing_words
+from .dataset_folder import CONFIGS, remove_shard, shard_path, write_shard
+from .dedup import KEPT, save_block
+from .filters import FilterConfig, StoryFilter, missing_words
 from .instruct import instruct_example, summary_messages
+from .merge import assemble, cross_worker_dedup, restore_block, write_summary
 from .prompts import PromptSampler
+from .shards import chunk_name, dedup_dir, read_markers, remove_run, write_marker
 from .vocabulary import Vocabulary, load_vocabulary
 
 logger = logging.getLogger("tinystories.generate")
 
-TITLE = "TinyStories-style synthetic stories"
+SPLITS = ("train", "validation")
 
 
 def _engine(args: GenerateArguments, validate=None) -> LLMEngine:
@@ -34,12 +42,17 @@ def _engine(args: GenerateArguments, validate=None) -> LLMEngine:
 
 
 def _run(engine: LLMEngine, args: GenerateArguments, requests, **params):
-    """Live requests, or the Batch API when ``use_batch_api`` (same cache, validation and accounting)."""
-    if args.use_batch_api:
-        from ..llm.batch_api import BatchRunner
+    """Live requests, or the Batch API when ``use_batch_api`` (same cache, validation and accounting); the engine's
+    cache connection is closed after (one engine per chunk)."""
+    try:
+        if args.use_batch_api:
+            from ..llm.batch_api import BatchRunner
 
-        return BatchRunner(engine, poll_interval=args.batch_poll_interval).run(requests, **params)
-    return engine.run(requests, **params)
+            return BatchRunner(engine, poll_interval=args.batch_poll_interval).run(requests, **params)
+        return engine.run(requests, **params)
+    finally:
+        if engine.cache is not None:
+            engine.cache.close()
 
 
 def prompt_sampler(args: GenerateArguments, vocabulary: Vocabulary) -> PromptSampler:
@@ -48,18 +61,29 @@ def prompt_sampler(args: GenerateArguments, vocabulary: Vocabulary) -> PromptSam
     )
 
 
-def generate_records(args: GenerateArguments, vocabulary: Vocabulary) -> tuple[list[dict], dict]:
-    """Stories (and summaries) in the released schema, plus the engine statistics."""
-    prompts = prompt_sampler(args, vocabulary).prompts(args.num_stories)
+def filter_config(args: GenerateArguments) -> FilterConfig:
+    """``missing_words: keep`` lets a story missing a required word through; reask and drop filter it out (with
+    reask the engine has already asked again)."""
+    require = args.missing_words != "keep"
+    return FilterConfig(args.min_words, args.max_words, args.max_out_of_vocabulary, require, args.dedup_threshold)
 
-    def validate(text: str, index: int) -> str | None:
-        missing = missing_words(text, prompts[index].words)
-        return f"story misses the required word(s) {', '.join(missing)}" if missing else None
 
-    engine = _engine(args, validate)
+def _retry_later(result) -> bool:
+    """A request lost to the endpoint or the budget (not to its reply's content): its chunk stays incomplete."""
+    reason = reason_of(result.error)
+    return reason in (TIMEOUT, BUDGET) or reason.startswith(("HTTP", "connection"))
+
+
+def generate_records(args: GenerateArguments, prompts) -> tuple[list[dict], dict, bool]:
+    """Stories (and summaries) of ``prompts`` in the released schema (plus ``missing_words`` and the internal
+    ``_index``), the engine statistics, and whether every request got an answer or a content verdict."""
+
+    def validate(text: str, position: int) -> str | None:
+        missing = missing_words(text, prompts[position].words)
+        return f"misses required word(s): {', '.join(missing)}" if missing else None
+
+    engine = _engine(args, validate if args.missing_words == "reask" else None)
     requests = [[{"role": "user", "content": p.prompt}] for p in prompts]
-    estimate = engine.estimate_cost(requests, args.max_tokens)
-    print(f"Requesting {len(requests)} stories from {args.model}: at most ~${estimate:.4f} (estimate before cache)")
     results = _run(engine, args, requests, temperature=args.temperature, max_tokens=args.max_tokens)
     records = [
         {
@@ -68,11 +92,14 @@ def generate_records(args: GenerateArguments, vocabulary: Vocabulary) -> tuple[l
             "summary": "",
             "source": args.model,
             "request_id": (result.response or {}).get("id", ""),
+            "missing_words": missing_words(result.text, prompt.words),
+            "_index": prompt.index,
         }
         for prompt, result in zip(prompts, results)
         if result.ok
     ]
     stats = {"stories": engine.stats.as_dict()}
+    complete = not engine.stats.budget_stopped and not any(_retry_later(r) for r in results if not r.ok)
     if args.instruct and records:
         summarizer = _engine(args)
         summaries = _run(
@@ -85,81 +112,193 @@ def generate_records(args: GenerateArguments, vocabulary: Vocabulary) -> tuple[l
         for record, summary in zip(records, summaries):
             record["summary"] = summary.text.strip() if summary.ok else ""
         stats["summaries"] = summarizer.stats.as_dict()
-    return records, stats
+        complete = complete and not summarizer.stats.budget_stopped
+        complete = complete and not any(_retry_later(r) for r in summaries if not r.ok)
+    return records, stats, complete
 
 
-def split_records(records: list[dict], validation_fraction: float, seed: int) -> dict[str, list[dict]]:
-    order = list(range(len(records)))
-    random.Random(seed).shuffle(order)
-    n_validation = round(len(records) * validation_fraction) if len(records) > 1 else 0
-    if validation_fraction > 0 and len(records) > 1:
-        n_validation = max(1, n_validation)
-    validation = sorted(order[:n_validation])
-    train = sorted(order[n_validation:])
-    return {"train": [records[i] for i in train], "validation": [records[i] for i in validation]}
+def in_validation(seed: int, index: int, fraction: float) -> bool:
+    """Story ``index``'s split, from a hash of the seed and the index alone: the same whatever the chunking, the
+    workers or what the filters removed around it (a share of ``fraction`` in expectation)."""
+    digest = hashlib.sha256(f"{seed}:validation:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
 def example_rows(records: list[dict], config: str, seed: int, ood: bool = False) -> list[dict]:
-    """Rows of a config: the released schema plus ``text`` (the story, or the Instruct example)."""
+    """Rows of a config: the released schema plus ``text`` (the story, or the Instruct example, its parts drawn by
+    a generator seeded by the seed and the story's prompt index)."""
     if config == "instruct":
-        rng = random.Random(seed)
-        return [dict(r, text=instruct_example(r, rng, ood=ood)) for r in records]
+        return [
+            dict(r, text=instruct_example(r, random.Random(f"{seed}:instruct:{r.get('_index', i)}"), ood=ood))
+            for i, r in enumerate(records)
+        ]
     return [dict(r, text=r["story"]) for r in records]
 
 
-def build_splits(args: GenerateArguments, vocabulary: Vocabulary) -> tuple[dict[str, list[dict]], dict, dict]:
-    """Generate, filter and split: ``({"train": records, "validation": records}, engine stats, filter report)``."""
-    records, stats = generate_records(args, vocabulary)
-    kept, report = filter_stories(
-        records,
-        vocabulary,
-        FilterConfig(args.min_words, args.max_words, args.max_out_of_vocabulary, True, args.dedup_threshold),
+def configs_of(args: GenerateArguments) -> tuple[str, ...]:
+    return CONFIGS if args.instruct else CONFIGS[:1]
+
+
+def splits_of(args: GenerateArguments) -> tuple[str, ...]:
+    return SPLITS if args.validation_fraction > 0 else SPLITS[:1]
+
+
+def make_chunk(args: GenerateArguments, sampler: PromptSampler, story_filter: StoryFilter, chunk: int) -> dict:
+    """Generate, filter, split and write one chunk; returns (and writes, last) its completion marker."""
+    prompts = [sampler.prompt(i) for i in args.chunk_range(chunk)]
+    records, stats, complete = generate_records(args, prompts)
+    screened = story_filter.screen(records)
+    by_split: dict[str, list[dict]] = {split: [] for split in SPLITS}
+    splits, rows = [], []
+    for record, status in zip(screened.candidates, screened.status):
+        split = "validation" if in_validation(args.seed, record["_index"], args.validation_fraction) else "train"
+        splits.append(SPLITS.index(split))
+        rows.append(len(by_split[split]) if status == KEPT else -1)
+        if status == KEPT:
+            by_split[split].append(record)
+    files = {}
+    for config in configs_of(args):
+        for split in splits_of(args):
+            path = shard_path(config, split, chunk, args.num_chunks)
+            if not by_split[split]:  # no empty shard: datasets cannot read a Parquet file without rows
+                remove_shard(args.output_dir, path)
+                continue
+            rows_out = example_rows(by_split[split], config, args.seed, ood=args.ood)
+            files[f"{config}/{split}"] = {"path": path, **write_shard(args.output_dir, path, rows_out)}
+    sig_path = save_block(
+        dedup_dir(args.output_dir),
+        chunk_name(chunk),
+        screened.hashes,
+        screened.signatures,
+        screened.status,
+        splits,
+        rows,
+        screened.shares,
     )
-    if not kept:
-        failures = ", ".join(f"{k}: {v}" for k, v in stats["stories"]["failures"].items()) or "none"
-        raise GenerationError(
-            f"No story survived generation and filtering: {len(records)} of {args.num_stories} requests gave a "
-            f"story (failures: {failures}) and the filters kept none ({report.as_dict()}); nothing written. "
-            f"Paid replies are cached in {args.teacher_llm().cache_dir}."
+    story_filter.index.swap_last_block(sig_path)
+    marker = {
+        "chunk": chunk,
+        "prompts": [prompts[0].index, prompts[-1].index + 1],
+        "complete": complete,
+        "worker": args.worker,
+        "plan": args.plan(),
+        "files": files,
+        "engine": stats,
+        "filters": screened.report.state(),
+    }
+    write_marker(args.output_dir, chunk, marker)
+    return marker
+
+
+def _check_plan(args: GenerateArguments, markers: dict[int, dict]) -> dict[int, dict]:
+    """The markers made under this run's plan; shards of another plan (another num_stories, seed, filter ...) are
+    removed first (rebuilt from the request cache, so nothing paid is lost)."""
+    if any(m.get("plan") != args.plan() for m in markers.values()):
+        logger.warning(
+            "%s holds shards generated with other settings: rebuilding them (paid replies come from the cache)",
+            args.output_dir,
         )
-    return split_records(kept, args.validation_fraction, args.seed), stats, report.as_dict()
+        remove_run(args.output_dir, CONFIGS)
+        return {}
+    return markers
 
 
-def write_dataset(args: GenerateArguments, splits: dict[str, list[dict]]) -> list[dict]:
-    """Parquet per config and split; returns the row counts."""
-    counts = []
-    for config in CONFIGS if args.instruct else CONFIGS[:1]:
-        for split, records in splits.items():
-            if records:
-                rows = example_rows(records, config, seed=args.seed + (split == "validation"), ood=args.ood)
-                counts.append(write_split(args.output_dir, config, split, rows))
-    return counts
+def generate_shards(args: GenerateArguments, vocabulary: Vocabulary) -> dict[int, dict]:
+    """This worker's chunks, in order: a chunk with a complete marker is restored into the duplicate index (its
+    requests are never read), the others are made. Stops after an incomplete chunk (budget, endpoint failures)."""
+    markers = _check_plan(args, read_markers(args.output_dir))
+    sampler = prompt_sampler(args, vocabulary)
+    story_filter = StoryFilter(vocabulary, filter_config(args))
+    mine = args.my_chunks()
+    todo = [c for c in mine if not markers.get(c, {}).get("complete")]
+    if todo:
+        sample = [[{"role": "user", "content": sampler.prompt(i).prompt}] for i in args.chunk_range(todo[0])]
+        stories = sum(len(args.chunk_range(c)) for c in todo)
+        estimator = _engine(args)
+        estimate = estimator.estimate_cost(sample, args.max_tokens) * stories / len(sample)
+        if estimator.cache is not None:
+            estimator.cache.close()
+        print(
+            f"Requesting {stories} stories in {len(todo)} chunk(s) from {args.model}: at most ~${estimate:.4f} "
+            f"(estimate before cache; {len(mine) - len(todo)} chunk(s) already written)"
+        )
+    for position, chunk in enumerate(mine):
+        if markers.get(chunk, {}).get("complete"):
+            restore_block(story_filter.index, args.output_dir, chunk)
+            continue
+        markers[chunk] = marker = make_chunk(args, sampler, story_filter, chunk)
+        done = sum(markers.get(c, {}).get("complete", False) for c in mine)
+        logger.info(
+            "Chunk %d of %d written (%d of this worker's %d done)", chunk + 1, args.num_chunks, done, len(mine)
+        )
+        if not marker["complete"]:
+            logger.warning(
+                "Chunk %d is incomplete (budget reached or requests lost to the endpoint): its shards are written, "
+                "the %d chunk(s) after it are not; run again to finish it (paid replies are cached).",
+                chunk,
+                len(mine) - position - 1,
+            )
+            break
+    return markers
+
+
+def build_splits(args: GenerateArguments, vocabulary: Vocabulary) -> tuple[dict[str, list[dict]], dict, dict]:
+    """All in memory, nothing written (the ``datasets`` builder): ``({"train": records, "validation": records},
+    engine stats, filter report)``, chunk by chunk as a run makes them."""
+    from .filters import FilterReport
+    from .shards import sum_stats
+
+    sampler = prompt_sampler(args, vocabulary)
+    story_filter = StoryFilter(vocabulary, filter_config(args))
+    splits: dict[str, list[dict]] = {split: [] for split in SPLITS}
+    stats, report = [], FilterReport()
+    for chunk in range(args.num_chunks):
+        records, chunk_stats, _ = generate_records(args, [sampler.prompt(i) for i in args.chunk_range(chunk)])
+        screened = story_filter.screen(records)
+        for record in screened.kept:
+            validation = in_validation(args.seed, record["_index"], args.validation_fraction)
+            splits["validation" if validation else "train"].append(record)
+        stats.append(chunk_stats)
+        report.merge(screened.report)
+    engine = {name: sum_stats([s[name] for s in stats if name in s]) for name in ("stories", "summaries")}
+    return splits, {k: v for k, v in engine.items() if v}, report.as_dict()
 
 
 def run(args: GenerateArguments) -> dict:
-    """Generate, filter, split and write the dataset folder; returns the summary written to ``generation.json``
-    (the recipe, counts, engine statistics, filter report, the card's metadata, an example prompt)."""
-    vocabulary = load_vocabulary(args.vocabulary_file)
-    splits, stats, report = build_splits(args, vocabulary)
-    counts = write_dataset(args, splits)
-    metadata = dataset_metadata(args.output_dir, counts)
-    summary = {
-        "arguments": args.recipe(),
-        "counts": counts,
-        "engine": stats,
-        "filters": report,
-        "metadata": metadata,
-        "title": TITLE,
-        "vocabulary_size": len(vocabulary),
-        "example_prompt": prompt_sampler(args, vocabulary).prompt(0).prompt,
-    }
-    write_layout_card(args.output_dir, metadata, TITLE)
-    with open(os.path.join(args.output_dir, GENERATION_FILE), "w") as f:
-        json.dump(summary, f, indent=2)
-    print(f"Wrote {args.output_dir}: " + ", ".join(f"{c['config']}/{c['split']} {c['rows']}" for c in counts))
+    """Generate this worker's shards (or, with ``merge``, only assemble every worker's), then write
+    ``generation.json`` and the folder's minimal card; returns the summary (the recipe, counts, engine statistics,
+    filter report, the card's metadata, an example prompt, the shards' state)."""
+    cache_dir = args.teacher_llm().cache_dir
+    if args.num_workers > 1 and not args.merge:  # workers share the folders: each holds its own part of them
+        part = f"{args.worker_index}-of-{args.num_workers}"
+        folders = [os.path.join(args.output_dir, ".shards", "workers", part), os.path.join(cache_dir, "workers", part)]
+    else:
+        folders = [args.output_dir, cache_dir]
+    with RunLock(*folders, purpose=f"generate (worker {args.worker})"):
+        vocabulary = load_vocabulary(args.vocabulary_file)
+        if args.merge:
+            markers = _check_plan(args, read_markers(args.output_dir))
+        else:
+            markers = generate_shards(args, vocabulary)
+        if args.merge or args.num_workers == 1:
+            cross_worker_dedup(args, markers)
+        example = prompt_sampler(args, vocabulary).prompt(0).prompt
+        summary = assemble(args, markers, len(vocabulary), example)
+        if not summary["filters"]["kept"]:
+            failures = ", ".join(f"{k}: {v}" for k, v in summary["engine"]["stories"]["failures"].items()) or "none"
+            raise GenerationError(
+                f"No story survived generation and filtering: {summary['filters']['total']} of {args.num_stories} "
+                f"requests gave a story (failures: {failures}) and the filters kept none "
+                f"({summary['filters']}). Paid replies are cached in {cache_dir}."
+            )
+        write_summary(args, summary)
+    print(failure_table(summary["engine"]))
+    print(
+        f"Wrote {args.output_dir}: " + ", ".join(f"{c['config']}/{c['split']} {c['rows']}" for c in summary["counts"])
+    )
     return summary
 
 
 def main(argv: list[str] | None = None) -> dict:
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
-    return run(parse_generate_args(sys.argv[1:] if argv is None else argv))
+    argv = logging_from_argv(sys.argv[1:] if argv is None else argv)
+    return run(parse_generate_args(argv))

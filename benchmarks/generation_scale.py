@@ -1,0 +1,140 @@
+"""``tinystories generate`` at two sizes against the scripted OpenAI-compatible server (zero latency): wall time,
+stories/s and the generator process's peak RSS at each size, their ratios, and a bare ``AsyncOpenAI`` loop at the
+same concurrency against the same server as the throughput baseline.
+
+The server runs in its own process, and so does each generator run and the bare loop (a fresh process each: the
+peak RSS of one is not inflated by another, and the server's CPU and memory are not counted). Every run starts with
+an empty output folder and request cache, so every story is requested. Targets (issue 13): peak RSS at the large
+size at most 1.3x that at the small one (memory holds one chunk, whatever ``num_stories``); stories/s at least 0.9x
+the bare loop's requests/s.
+
+    python benchmarks/generation_scale.py                         # 2,000 and 20,000 stories, 64 in flight
+    python benchmarks/generation_scale.py --sizes 1000 5000 --chunk_size 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SERVER = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from openai_server import FakeOpenAIServer
+with FakeOpenAIServer() as server:
+    print(server.base_url, flush=True)
+    while True:
+        time.sleep(3600)
+"""
+
+GENERATOR = """
+import json, resource, sys, time
+from tinystories.synth import parse_generate_args, run
+args = parse_generate_args(json.loads(sys.argv[1]))
+start = time.perf_counter()
+summary = run(args)
+elapsed = time.perf_counter() - start
+print("RESULT " + json.dumps({{"seconds": elapsed, "kept": summary["filters"]["kept"],
+      "sent": summary["engine"]["stories"]["sent"], "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+BARE = """
+import asyncio, json, resource, sys, time
+from openai import AsyncOpenAI
+from tinystories.synth.prompts import PromptSampler
+from tinystories.synth.vocabulary import load_vocabulary
+base_url, n, concurrency = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+sampler = PromptSampler(load_vocabulary(), seed=1)
+prompts = [sampler.prompt(i).prompt for i in range(n)]
+
+async def main():
+    client = AsyncOpenAI(base_url=base_url, api_key="sk-bench", max_retries=0, timeout=600)
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(prompt):
+        async with semaphore:
+            reply = await client.chat.completions.create(
+                model="fake-gpt", messages=[{{"role": "user", "content": prompt}}], max_tokens=800, temperature=1.0
+            )
+            return reply.choices[0].message.content
+
+    start = time.perf_counter()
+    texts = await asyncio.gather(*(one(p) for p in prompts))
+    elapsed = time.perf_counter() - start
+    await client.close()
+    assert all(texts)
+    return elapsed
+
+elapsed = asyncio.run(main())
+print("RESULT " + json.dumps({{"seconds": elapsed, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def _result(command: list[str]) -> dict:
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO})
+    if done.returncode:
+        raise SystemExit(f"{command[:3]} failed:\n{done.stderr[-3000:]}")
+    line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    return json.loads(line.removeprefix("RESULT "))
+
+
+def generator_run(base_url: str, n: int, concurrency: int, chunk_size: int | None, folder: str) -> dict:
+    folder = tempfile.mkdtemp(dir=folder)  # a fresh output folder and cache for every run
+    argv = [
+        *("--model", "fake-gpt", "--base_url", base_url, "--num_stories", str(n)),
+        *("--output_dir", os.path.join(folder, "data"), "--max_concurrency", str(concurrency)),
+        *("--min_words", "10", "--max_out_of_vocabulary", "0.6", "--dedup_threshold", "0.97"),
+        *(("--chunk_size", str(chunk_size)) if chunk_size else ()),
+    ]
+    return _result([sys.executable, "-c", GENERATOR.format(), json.dumps(argv)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs=2, default=[2000, 20000], metavar=("SMALL", "LARGE"))
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--chunk_size", type=int, default=None, help="default: GenerateArguments' default")
+    parser.add_argument("--bare_requests", type=int, default=None, help="default: the large size")
+    options = parser.parse_args()
+
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER.format(tests=os.path.join(REPO, "tests"))], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        base_url = server.stdout.readline().strip()
+        rows = []
+        bare_n = options.bare_requests or options.sizes[1]
+        bare_command = [sys.executable, "-c", BARE.format(), base_url, str(bare_n), str(options.concurrency)]
+        bares = [_result(bare_command)]
+        with tempfile.TemporaryDirectory() as folder:  # the machine may be shared: bare, generate, generate, bare
+            for n in options.sizes:
+                result = generator_run(base_url, n, options.concurrency, options.chunk_size, folder)
+                rows.append((f"generate {n:,}", n, result))
+        bares.append(_result(bare_command))
+    finally:
+        server.terminate()
+        server.wait()
+
+    print(f"chunk_size {options.chunk_size or 'default'}, {options.concurrency} in flight, zero-latency server")
+    print(f"{'run':<18}{'wall s':>9}{'stories/s':>11}{'peak RSS MB':>13}{'kept':>8}")
+    for name, n, r in rows:
+        print(f"{name:<18}{r['seconds']:>9.1f}{n / r['seconds']:>11.1f}{r['rss_mb']:>13.0f}{r['kept']:>8}")
+    for when, bare in zip(("before", "after"), bares):
+        name = f"bare loop {when}"
+        print(f"{name:<18}{bare['seconds']:>9.1f}{bare_n / bare['seconds']:>11.1f}{bare['rss_mb']:>13.0f}")
+    (_, small_n, small), (_, large_n, large) = rows
+    rate = {n: n / r["seconds"] for _, n, r in rows}
+    bare_rate = sum(bare_n / bare["seconds"] for bare in bares) / len(bares)  # the mean of before and after
+    print(f"peak RSS {large_n:,} / {small_n:,}: {large['rss_mb'] / small['rss_mb']:.2f}x (target <= 1.3x)")
+    print(f"stories/s {large_n:,} / bare loop: {rate[large_n] / bare_rate:.2f}x (target >= 0.9x)")
+    print(f"stories/s {small_n:,} / bare loop: {rate[small_n] / bare_rate:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
