@@ -198,3 +198,15 @@ def test_card_keep_uploads_the_folders_own_readme(model_dir, fake_hub):
     (model_dir / "README.md").write_text("# my own card\n")
     result = push(["model", str(model_dir), "me/tiny", "--card", "keep"])
     assert fake_hub.commit["files"]["README.md"] == b"# my own card\n" and result["card"] is None
+
+
+def test_a_streamed_runs_held_out_validation_is_named_by_its_count():
+    from tinystories.hub.training_record import eval_loss_result, training_data_text
+
+    results = {"eval_loss": 2.5, "validation_source": {"kind": "held_out", "stories": 1000}, "train_streamed": True}
+    text = training_data_text({"dataset_name": "me/stories"}, results, ["me/stories"])
+    assert "Validation: the first 1,000 training stories, held out" in text and "%" not in text
+    assert (
+        eval_loss_result(results, {}, "me/stories").metric_name
+        == "Eval loss (the first 1,000 training stories held out)"
+    )

@@ -141,3 +141,37 @@ def test_packing_too_few_tokens_is_a_clear_error(tmp_path, small_tokenizer):
 def test_urls_are_read_through_fsspec_like_hf_paths(stories_txt, stories):
     # hf://datasets/<repo>/<file> takes this same path (fsspec, provided by huggingface_hub), streamed
     assert load_data_file("file://" + stories_txt)["text"] == stories
+
+
+def _sharded_folder(tmp_path, stories):
+    """A folder as ``tinystories generate`` writes it: Hub-named shards per split, globs in the card's configs."""
+    from tinystories.synth.dataset_folder import dataset_metadata, shard_path, write_layout_card, write_shard
+
+    folder = tmp_path / "sharded"
+    counts, num_bytes = [], {}
+    for split, part in (("train", stories[:100]), ("validation", stories[100:])):
+        for shard in range(3):
+            rows = [{"text": s, "story": s, "missing_words": []} for s in part[shard::3]]
+            written = write_shard(str(folder), shard_path("default", split, shard, 3), rows)
+            num_bytes[f"default/{split}"] = num_bytes.get(f"default/{split}", 0) + written["bytes"]
+        counts.append({"config": "default", "split": split, "rows": len(part)})
+    write_layout_card(str(folder), dataset_metadata(counts, num_bytes), "test")
+    return folder
+
+
+def test_a_sharded_generated_folder_loads_and_streams(tmp_path, stories, small_tokenizer):
+    folder = _sharded_folder(tmp_path, stories)
+    raw = load_raw_datasets(dataset_name=str(folder))
+    assert (len(raw["train"]), len(raw["validation"])) == (100, 20)
+    assert sorted(raw["train"]["text"]) == sorted(stories[:100]) and raw["train"].column_names == ["text"]
+    streamed = load_raw_datasets(dataset_name=str(folder), streaming=True, max_train_samples=50)
+    assert isinstance(streamed, datasets.IterableDatasetDict)
+    assert sorted(r["text"] for r in streamed["validation"]) == sorted(stories[100:])
+    assert len(list(streamed["train"])) == 50
+    packed = pack_dataset(streamed, small_tokenizer, block_size=32)
+    blocks = list(packed["train"])
+    assert blocks and all(len(b["input_ids"]) == 32 and b["labels"] == b["input_ids"] for b in blocks)
+    eager = pack_dataset(load_raw_datasets(dataset_name=str(folder), max_train_samples=50), small_tokenizer, 32)
+    assert [b["input_ids"] for b in blocks] == eager["train"]["input_ids"]  # the same blocks, read lazily
+    with pytest.raises(DataError, match="streaming reads a dataset"):
+        load_raw_datasets(train_file=str(tmp_path / "x.txt"), streaming=True)

@@ -2,6 +2,7 @@
 
 import glob
 import json
+import logging
 import math
 import os
 import subprocess
@@ -14,6 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from tinystories.train import main
 from tinystories.training import parse_train_args, run
+from tinystories.training.precision import cpu_has_native_bf16
 
 SMOKE = os.path.join(REPO, "recipes", "smoke", "pretrain.yaml")
 TINY = [
@@ -342,6 +344,8 @@ def test_two_process_training_counts_both_ranks(stories_txt, tmp_path):
     assert results["num_input_tokens_seen"] == 6 * 4 * 64 * 2
     assert results["tokens_per_step"] == 4 * 64 * 2
     assert "Process rank 0 of 2" in proc.stdout
+    # ddp_find_unused_parameters is false by default: no extra autograd traversal, no warning about it
+    assert "find_unused_parameters=True" not in proc.stdout + proc.stderr
 
 
 def test_cli_errors_are_one_clear_line(tmp_path):
@@ -359,6 +363,7 @@ def test_cli_errors_are_one_clear_line(tmp_path):
     assert proc.returncode == 2 and "Data file not found" in proc.stderr
 
 
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16: bf16 runs train in fp32 here")
 def test_bf16_autocast_training_on_cpu_stays_close_to_fp32(stories_txt, tmp_path):
     common = [
         SMOKE,
@@ -377,8 +382,47 @@ def test_bf16_autocast_training_on_cpu_stays_close_to_fp32(stories_txt, tmp_path
     fp32 = main([*common, "--output_dir", str(tmp_path / "fp32")])
     bf16 = main([*common, "--bf16", "--output_dir", str(tmp_path / "bf16")])
     assert fp32["train_loss"] > 0 and bf16["train_loss"] > 0
+    assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16")
     curve_fp32, curve_bf16 = train_losses(tmp_path / "fp32"), train_losses(tmp_path / "bf16")
     assert curve_fp32.keys() == curve_bf16.keys() == set(range(1, 13))
     for step in curve_fp32:
         assert abs(curve_bf16[step] - curve_fp32[step]) < 0.02 * curve_fp32[step], (step, curve_fp32, curve_bf16)
     assert abs(bf16["eval_loss"] - fp32["eval_loss"]) < 0.02 * fp32["eval_loss"]
+
+
+def test_bf16_on_a_cpu_without_native_bf16_warns_once_and_trains_in_fp32(stories_txt, tmp_path, monkeypatch, caplog):
+    import tinystories.training.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)  # an AVX2-only CPU
+    common = [SMOKE, "--train_file", stories_txt, *TINY, "--max_steps", "2", "--save_strategy", "no"]
+    common += ["--eval_strategy", "no", "--bf16", "true"]
+    with caplog.at_level(logging.WARNING):
+        results = main([*common, "--output_dir", str(tmp_path / "fallback")])
+    warnings = [r.getMessage() for r in caplog.records if "without native bf16" in r.getMessage()]
+    assert len(warnings) == 1 and "trains in fp32" in warnings[0], warnings
+    assert results["precision"] == "fp32"
+    with open(tmp_path / "fallback" / "recipe.yaml") as f:
+        assert "bf16: false" in f.read()  # the recipe records what ran
+    caplog.clear()
+    kept = main([*common, "--bf16_on_slow_cpu", "--output_dir", str(tmp_path / "kept")])
+    assert kept["precision"] == "bf16" and not [r for r in caplog.records if "without native bf16" in r.getMessage()]
+
+
+def test_native_bf16_detection_reads_the_cpu_flags(monkeypatch):
+    import tinystories.training.precision as precision
+
+    assert isinstance(precision.cpu_has_native_bf16(), bool)
+    flags = precision._cpuinfo_flags()
+    if flags:  # Linux: torch's answer agrees with the kernel's flags
+        assert precision.cpu_has_native_bf16() == bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert precision.cpu_precision_note(True, "no") is None
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert "bf16: true" in precision.cpu_precision_note(True, "no")
+    assert "mixed_precision: bf16" in precision.cpu_precision_note(False, "bf16")  # an accelerate config's setting
+    assert precision.cpu_precision_note(False, "no") is None
+
+
+def test_ddp_find_unused_parameters_is_false_unless_set():
+    assert parse_train_args([SMOKE]).training.ddp_find_unused_parameters is False
+    assert parse_train_args([SMOKE, "--ddp_find_unused_parameters", "true"]).training.ddp_find_unused_parameters

@@ -65,16 +65,20 @@ def training_data_text(recipe: dict[str, Any], results: dict[str, Any], datasets
     if source.get("kind") == "split":
         lines.append(f"Validation: the data's `{source.get('split')}` split.")
     elif source.get("kind") == "held_out":
-        lines.append(
-            f"Validation: {fmt_number(source.get('percentage', 5))}% of the training stories, held out (the data has "
-            "no validation split)."
-        )
+        lines.append(f"Validation: {held_out_text(source)}, held out (the data has no validation split).")
     elif sources and source.get("kind") != "file":  # not recorded (a folder of an older tinystories)
         lines.append(
             "Validation: the data's validation split, or "
             f"{recipe.get('validation_split_percentage', 5)}% of the training stories held out when it has none."
         )
     return " ".join(lines)
+
+
+def held_out_text(source: dict[str, Any]) -> str:
+    """Which training stories were held out for validation: a share of them, or (a streamed run) the first N."""
+    if "stories" in source and "percentage" not in source:
+        return f"the first {fmt_number(source['stories'])} training stories"
+    return f"{fmt_number(source.get('percentage', 5))}% of the training stories"
 
 
 def eval_loss_text(results: dict[str, Any]) -> str:
@@ -102,7 +106,8 @@ def eval_loss_result(results: dict[str, Any], recipe: dict[str, Any], dataset: s
     if kind == "split":
         split, name = source.get("split"), "Eval loss"
     elif kind == "held_out":
-        name = f"Eval loss ({fmt_number(source.get('percentage', 5))}% of the train split held out)"
+        held_out = held_out_text(source).replace("% of the training stories", "% of the train split")
+        name = f"Eval loss ({held_out} held out)"
     elif kind == "file":
         if hub_dataset_of_file(recipe.get("validation_file")) != dataset:
             return None

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from transformers import TrainingArguments
 
+from ..errors import RecipeError
 from ..modeling import PRESETS
 from ..recipes import RecipeParser
 
@@ -46,6 +47,13 @@ class ModelArguments:
             "tokenizer_name_or_path to this size). Saved with the model."
         },
     )
+    max_tokenizer_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": "With tokenizer_vocab_size: train (or prune) the tokenizer on the first N training stories. "
+            "Default: all of them, or the first 100,000 of a streamed train split (streaming: true)."
+        },
+    )
     attn_implementation: str = field(
         default="sdpa",
         metadata={
@@ -78,6 +86,8 @@ class ModelArguments:
                 "tokenizer_vocab_size trains a new tokenizer, which a checkpoint's embeddings would not match; "
                 "drop it to fine-tune with the checkpoint's own tokenizer"
             )
+        if self.max_tokenizer_samples is not None and self.max_tokenizer_samples < 1:
+            raise ValueError(f"max_tokenizer_samples must be at least 1, got {self.max_tokenizer_samples}")
         if self.tokenizer_vocab_size is not None and self.tokenizer_vocab_size < 257:
             raise ValueError(
                 f"tokenizer_vocab_size must be at least 257 (256 bytes + EOS), got {self.tokenizer_vocab_size}"
@@ -113,10 +123,23 @@ class DataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training stories."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation stories."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Stream the train split of dataset_name (a Hub id or a folder of Parquet shards) and pack it on "
+            "the fly, never converting it to Arrow first; needs max_steps. Validation is read into memory: the "
+            "dataset's validation split, or the first max_eval_samples (default 1,000) train stories held out."
+        },
+    )
 
     def __post_init__(self) -> None:
         if not self.dataset_name and not self.train_file:
             raise ValueError("Set dataset_name (Hub id or folder) or train_file (.txt, .jsonl, .json or .parquet).")
+        if self.streaming and not self.dataset_name:
+            raise ValueError(
+                "streaming reads dataset_name (a Hub id or a folder of Parquet shards), not train_file; set "
+                "dataset_name, or drop streaming"
+            )
         if self.block_size < 2:
             raise ValueError(f"block_size must be at least 2, got {self.block_size}")
         if not 0 < self.validation_split_percentage < 100:
@@ -158,12 +181,37 @@ class TinyStoriesTrainingArguments(TrainingArguments):
     max_train_minutes: float | None = field(
         default=None, metadata={"help": "Stop training (and save) after this many minutes of training."}
     )
+    bf16_on_slow_cpu: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep bf16 when training on a CPU without native bf16 (no AVX512-BF16/AMX), where it is 10-20x "
+            "slower than fp32. By default such a run trains in fp32 and says so once."
+        },
+    )
+    ddp_find_unused_parameters: bool | None = field(
+        default=False,
+        metadata={
+            "help": "DDP's find_unused_parameters. GPT-Neo (and LoRA on it) uses every trainable parameter each "
+            "step, so the default is false (no extra autograd pass); null lets the Trainer decide."
+        },
+    )
 
     def __post_init__(self) -> None:
+        on_cpu = self.use_cpu or not _has_accelerator()
+        #: the one warning about precision (bf16 asked for on a CPU without native bf16), logged by the run
+        self.precision_note = None
+        if on_cpu and not self.bf16_on_slow_cpu:
+            from .precision import cpu_precision_note
+
+            self.precision_note = cpu_precision_note(self.bf16)
+            if self.precision_note:
+                self.bf16 = self.bf16_full_eval = False
         # bf16 autocast also pays on CPUs with bf16 units; transformers only allows it there with use_cpu.
         if self.bf16 and not self.use_cpu and not _has_accelerator():
             self.use_cpu = True
         super().__post_init__()
+        if self.precision_note and self.mixed_precision == "bf16":  # from an accelerate config's environment
+            self.mixed_precision = "no"
 
 
 def _has_accelerator() -> bool:
@@ -183,6 +231,13 @@ class TrainConfig:
     data: DataArguments
     peft: PeftArguments
     training: TinyStoriesTrainingArguments
+
+    def __post_init__(self) -> None:
+        if self.data.streaming and self.training.max_steps <= 0:
+            raise RecipeError(
+                "streaming: true needs max_steps (> 0): a streamed train split has no length, so the number of "
+                "steps (and the learning-rate schedule) cannot be derived from num_train_epochs"
+            )
 
 
 def parse_train_args(argv: list[str] | None = None) -> TrainConfig:

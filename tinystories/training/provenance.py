@@ -99,12 +99,15 @@ def training_sources(model_args, data_args) -> dict[str, Any]:
 def validation_source(data_args, validation) -> dict[str, Any]:
     """Where the validation stories of a run came from, recorded in ``all_results.json`` for the model card:
     ``{"kind": "file"}`` (``validation_file``), ``{"kind": "split", "split": name}`` (the dataset's own split),
-    ``{"kind": "held_out", "percentage": p}`` (carved from train with ``validation_split_percentage``), or
+    ``{"kind": "held_out", "percentage": p}`` (carved from train with ``validation_split_percentage``),
+    ``{"kind": "held_out", "stories": n}`` (the first ``n`` stories of a streamed train split), or
     ``{"kind": "unknown"}``. ``validation`` is the loaded validation ``Dataset``: a split carved from train keeps
     the name ``train``."""
     if data_args.validation_file:
         return {"kind": "file"}
     split = getattr(validation, "split", None)
+    if getattr(data_args, "streaming", False) and split is not None and str(split) == "train":
+        return {"kind": "held_out", "stories": len(validation)}
     if not data_args.dataset_name or (split is not None and str(split) == "train"):
         return {"kind": "held_out", "percentage": data_args.validation_split_percentage}
     if split is not None:

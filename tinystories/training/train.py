@@ -26,34 +26,34 @@ from transformers import (
 from transformers.trainer_callback import ProgressCallback
 
 from ..errors import RecipeError
+from ..logging_setup import LOG_LEVELS, configure_logging
 from ..modeling import build_model, count_parameters, load_model, tinystories_config
 from ..tokenization import prune_tokenizer, train_tokenizer
 from .arguments import DataArguments, ModelArguments, PeftArguments, TrainConfig, parse_train_args
 from .callbacks import TimeBudgetProgressCallback, TimeLimitCallback
 from .checkpoints import resolve_checkpoint
-from .data import load_raw_datasets, pack_dataset
+from .data import iter_texts, load_raw_datasets, materialize, pack_dataset
 from .provenance import RESULTS_FILE, training_sources, validation_source, write_recipe
 
 logger = logging.getLogger("tinystories.train")  # not __name__: it is __main__ under -m
 
 
 def setup_logging(training_args) -> None:
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-        datefmt="%H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    # our own progress messages on the main process; the libraries keep their (warning) level unless log_level says
-    logging.getLogger("tinystories").setLevel(logging.INFO if training_args.should_log else logging.WARNING)
+    """The quiet default of every command (``tinystories.logging_setup``) on stdout, or ``log_level``; our own
+    progress messages on the main process only."""
+    level = {"passive": None, "critical": "error"}.get(training_args.log_level, training_args.log_level)
+    level = level if level in LOG_LEVELS else None
+    configure_logging(level, stream=sys.stdout)
+    if not training_args.should_log:
+        logging.getLogger("tinystories").setLevel(logging.WARNING)
     if training_args.log_level != "passive" or not training_args.should_log:
         log_level = training_args.get_process_log_level()
         datasets.utils.logging.set_verbosity(log_level)
         transformers.utils.logging.set_verbosity(log_level)
 
 
-def _text_batches(dataset, column: str, batch_size: int = 1000):
-    for start in range(0, len(dataset), batch_size):
-        yield from dataset[start : start + batch_size][column]
+#: Stories a tokenizer is made from when the train split is streamed and max_tokenizer_samples is not set.
+STREAMED_TOKENIZER_SAMPLES = 100_000
 
 
 def get_tokenizer(
@@ -78,7 +78,10 @@ def get_tokenizer(
         if os.path.isfile(saved) and (training_args.resume_from_checkpoint or not training_args.should_save):
             # a resumed run, or a non-main process after the main one made it
             return AutoTokenizer.from_pretrained(training_args.output_dir)
-        texts = _text_batches(train_texts, data_args.text_column)
+        limit = model_args.max_tokenizer_samples
+        if limit is None and data_args.streaming:
+            limit = STREAMED_TOKENIZER_SAMPLES
+        texts = iter_texts(train_texts, data_args.text_column, limit)
         if model_args.tokenizer_name_or_path:
             base = AutoTokenizer.from_pretrained(model_args.tokenizer_name_or_path, cache_dir=model_args.cache_dir)
             logger.info("Pruning %s to its %d most frequent tokens", source, model_args.tokenizer_vocab_size)
@@ -89,6 +92,29 @@ def get_tokenizer(
         if training_args.should_save:
             tokenizer.save_pretrained(training_args.output_dir)
     return tokenizer
+
+
+def check_streamed_sharding(training_args, data_args, validation) -> None:
+    """Refuse a multi-process streamed run that would give ranks wrong stories.
+
+    By default accelerate dispatches an iterable train split: process 0 reads the one stream (tokenizes, packs) and
+    sends every process its slice of each batch, so ``take``/``skip`` mean what they say. With
+    ``accelerator_config: {dispatch_batches: false}`` each process reads its own Parquet shards instead, and
+    datasets then applies ``take``/``skip`` per shard: held-out validation stories would be trained on and
+    ``max_train_samples`` would count per shard."""
+    if training_args.world_size <= 1 or training_args.accelerator_config.dispatch_batches is not False:
+        return
+    carved = str(getattr(validation, "split", "")) == "train"
+    if carved or data_args.max_train_samples is not None:
+        raise RecipeError(
+            "dispatch_batches: false with streaming shards take/skip per Parquet shard: "
+            + (
+                "the held-out validation stories would be trained on"
+                if carved
+                else "max_train_samples would count per shard"
+            )
+            + "; keep the default dispatch_batches, or give the data a validation split and no max_train_samples"
+        )
 
 
 def get_model(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, block_size: int):
@@ -210,6 +236,8 @@ def run(cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> dic
         training_args.device,
         training_args.bf16,
     )
+    if training_args.precision_note and training_args.should_log:
+        logger.warning(training_args.precision_note)
     checkpoint = resolve_checkpoint(training_args)
     set_seed(training_args.seed)
 
@@ -225,7 +253,11 @@ def run(cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> dic
             max_eval_samples=data_args.max_eval_samples,
             seed=training_args.seed,
             cache_dir=model_args.cache_dir,
+            streaming=data_args.streaming,
         )
+        if data_args.streaming:  # eval loss on a fixed, small set; train stays a stream
+            raw = {"train": raw["train"], "validation": materialize(raw["validation"])}
+            check_streamed_sharding(training_args, data_args, raw["validation"])
     tokenizer = get_tokenizer(model_args, data_args, raw["train"], training_args)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -233,14 +265,22 @@ def run(cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> dic
         packed = pack_dataset(
             raw, tokenizer, data_args.block_size, data_args.text_column, data_args.preprocessing_num_workers
         )
-    logger.info(
-        "%d train / %d validation stories -> %d / %d blocks of %d tokens",
-        len(raw["train"]),
-        len(raw["validation"]),
-        len(packed["train"]),
-        len(packed["validation"]),
-        data_args.block_size,
-    )
+    if data_args.streaming:
+        logger.info(
+            "Streaming train stories, packed on the fly; %d validation stories -> %d blocks of %d tokens",
+            len(raw["validation"]),
+            len(packed["validation"]),
+            data_args.block_size,
+        )
+    else:
+        logger.info(
+            "%d train / %d validation stories -> %d / %d blocks of %d tokens",
+            len(raw["train"]),
+            len(raw["validation"]),
+            len(packed["train"]),
+            len(packed["validation"]),
+            data_args.block_size,
+        )
 
     model = get_model(model_args, tokenizer, data_args.block_size)
     if peft_args.use_peft:
@@ -273,6 +313,7 @@ def run(cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> dic
         metrics["train_tokens_per_second"] = session_tokens / metrics["train_runtime"]
     metrics.update(
         world_size=training_args.world_size,
+        precision={"bf16": "bf16", "fp16": "fp16"}.get(training_args.mixed_precision, "fp32"),
         num_parameters=n_params,
         num_trainable_parameters=n_trainable,
         num_input_tokens_seen=trainer.state.num_input_tokens_seen,
@@ -282,9 +323,13 @@ def run(cfg: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> dic
         * training_args.gradient_accumulation_steps
         * training_args.world_size
         * data_args.block_size,
-        train_stories=len(raw["train"]),
-        train_blocks=len(packed["train"]),
     )
+    if data_args.streaming:  # a stream has no length: record what training read of it
+        metrics.update(
+            train_streamed=True, train_blocks_seen=trainer.state.num_input_tokens_seen // data_args.block_size
+        )
+    else:
+        metrics.update(train_stories=len(raw["train"]), train_blocks=len(packed["train"]))
     eval_metrics = trainer.evaluate()
     eval_metrics["perplexity"] = math.exp(min(eval_metrics["eval_loss"], 700.0))
     metrics.update(eval_metrics)
