@@ -18,7 +18,10 @@ EVALUATION_RECIPES = [p for p in TRAIN_RECIPES if os.sep + "gpt_eval" + os.sep i
 TRAIN_RECIPES = [
     p
     for p in TRAIN_RECIPES
-    if "accelerate_configs" not in p and p not in GENERATION_RECIPES and p not in EVALUATION_RECIPES
+    if "accelerate_configs" not in p
+    and p not in GENERATION_RECIPES
+    and p not in EVALUATION_RECIPES
+    and os.sep + "reproduce" + os.sep not in p  # tinystories reproduce recipes: tests/reproduce
 ]
 ACCELERATE_CONFIGS = sorted(glob.glob(os.path.join(REPO, "recipes", "accelerate_configs", "*.yaml")))
 
