@@ -3,6 +3,7 @@
 import itertools
 import os
 import random
+import subprocess
 
 import pytest
 
@@ -43,6 +44,19 @@ def write_v2(path, stories) -> str:
         for story in stories:
             f.write(f"{story}\n<|endoftext|>\n")
     return str(path)
+
+
+def launch_two_cpu_processes(train_args: list[str]) -> subprocess.CompletedProcess:
+    """``accelerate launch`` of ``tinystories.train`` on 2 CPU processes (DDP over gloo), output captured.
+
+    PET_STANDALONE=1 is torchrun's --standalone, which accelerate launch passes on: the rendezvous store binds port 0
+    and the workers read its port back (no free port picked first and bound later, by anyone)."""
+    launch = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    launch += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "tinystories.train"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PET_STANDALONE": "1"}
+    return subprocess.run(
+        [*launch, *train_args, "--use_cpu"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def assert_png_of(path, figure, dpi):

@@ -3,12 +3,11 @@
 import json
 import math
 import os
-import subprocess
 from types import SimpleNamespace
 
 import datasets
 import pytest
-from conftest import REPO, make_stories
+from conftest import REPO, launch_two_cpu_processes, make_stories
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tinystories.errors import RecipeError
@@ -164,30 +163,9 @@ def test_two_process_streamed_training_runs_every_step_on_both_ranks(tmp_path):
     stories = make_stories(140, seed=6)
     folder = sharded_folder(tmp_path, stories[:120], validation=stories[120:], num_shards=2)
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PET_STANDALONE": "1"}  # see test_train's two-process test
-    launch = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
-    launch += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "tinystories.train"]
-    proc = subprocess.run(
-        [
-            *launch,
-            *streamed(folder),
-            "--max_steps",
-            "6",
-            "--per_device_train_batch_size",
-            "4",
-            "--save_strategy",
-            "no",
-            "--eval_strategy",
-            "no",
-            "--output_dir",
-            str(out),
-            "--use_cpu",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    proc = launch_two_cpu_processes(
+        [*streamed(folder), "--max_steps", "6", "--per_device_train_batch_size", "4"]
+        + ["--save_strategy", "no", "--eval_strategy", "no", "--output_dir", str(out)]
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     results = read_json(out / "all_results.json")

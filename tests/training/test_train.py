@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, make_stories, write_v2
+from conftest import REPO, launch_two_cpu_processes, make_stories, write_v2
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from tinystories.train import main
@@ -297,45 +297,9 @@ def test_lora_trains_only_adapters_and_merges(base_model, tmp_path):
 @pytest.mark.distributed
 def test_two_process_training_counts_both_ranks(stories_txt, tmp_path):
     out = tmp_path / "ddp"
-    # PET_STANDALONE=1 is torchrun's --standalone, which accelerate launch passes on: the rendezvous store binds
-    # port 0 and the workers read its port back (no free port picked first and bound later, by anyone)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PET_STANDALONE": "1"}
-    proc = subprocess.run(
-        [
-            "accelerate",
-            "launch",
-            "--multi_gpu",
-            "--num_processes",
-            "2",
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            "-m",
-            "tinystories.train",
-            SMOKE,
-            "--train_file",
-            stories_txt,
-            *TINY,
-            "--max_steps",
-            "6",
-            "--per_device_train_batch_size",
-            "4",
-            "--save_strategy",
-            "no",
-            "--eval_strategy",
-            "no",
-            "--output_dir",
-            str(out),
-            "--use_cpu",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    proc = launch_two_cpu_processes(
+        [SMOKE, "--train_file", stories_txt, *TINY, "--max_steps", "6", "--per_device_train_batch_size", "4"]
+        + ["--save_strategy", "no", "--eval_strategy", "no", "--output_dir", str(out)]
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     results = read_results(out)
