@@ -175,6 +175,18 @@ def test_template_changes_the_prompts_sent(tmp_path):
     assert sorted(map(words, sent["paper"])) == sorted(map(words, sent["gpt3.5"])) == sorted(map(words, sent["gpt4"]))
 
 
+def test_the_budget_caps_the_whole_run_not_each_chunk(tmp_path):
+    """Chunks of 5 stories cost ~$0.15 each, under the $0.50 budget: only a run-long count stops the run."""
+    priced = ["--prices", "{fake-gpt: [1, 1000]}", "--chunk_size", "5", "--max_concurrency", "2"]
+    with FakeOpenAIServer() as server:
+        summary = run_generate(server, tmp_path / "data", "--budget_usd", "0.5", *priced)
+    stories = summary["engine"]["stories"]
+    assert stories["budget_stopped"] and server.num_succeeded < 25  # 40 with a budget per chunk
+    assert stories["sent"] == server.num_requests
+    assert 0.5 <= stories["cost_usd"] < 0.5 + 2 * 0.06  # at most the requests in flight when it was reached
+    assert summary["shards"]["incomplete"]  # the chunk the budget cut stays to be finished by a re-run
+
+
 def test_budget_stops_sending_says_so_and_a_rerun_loses_nothing_paid(tmp_path, caplog):
     out = tmp_path / "data"
     priced = ["--prices", "{fake-gpt: [1, 1000]}"]  # ~60 words a story at $1000 per 1M output tokens: ~$0.06

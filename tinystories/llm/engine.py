@@ -75,6 +75,7 @@ class LLMEngine:
         self.cache = RequestCache.in_folder(config.cache_dir) if config.cache_dir else None
         self.price = price_of(config.model, config.prices)
         self.stats = EngineStats()
+        self._spent_before_usd = 0.0  # what earlier statistics (handed out by take_stats) paid: the budget counts it
         self.pool: ConcurrencyPool | None = None  # made at the first run; kept by later runs (chunked callers)
         self._warned = False
         self._last_reply: float | None = None
@@ -88,8 +89,19 @@ class LLMEngine:
         """Upper estimate before a run: ~4 characters a prompt token, every reply ``max_tokens`` long."""
         return estimate_cost(requests, max_tokens, self.price)
 
+    def spent_usd(self) -> float:
+        """Everything this engine has paid, over all its runs (what ``budget_usd`` caps)."""
+        return self._spent_before_usd + self.stats.cost_usd
+
+    def take_stats(self) -> EngineStats:
+        """The statistics so far, and a fresh count from here on (a caller that reports its work in parts, e.g.
+        chunk by chunk); the budget, the cache and the learned concurrency stay the engine's."""
+        stats, self.stats = self.stats, EngineStats()
+        self._spent_before_usd += stats.cost_usd
+        return stats
+
     def _over_budget(self) -> bool:
-        return self.config.budget_usd is not None and self.stats.cost_usd >= self.config.budget_usd
+        return self.config.budget_usd is not None and self.spent_usd() >= self.config.budget_usd
 
     # -- one attempt --------------------------------------------------------------------------------------------
     def _client(self, base_url: str | None):
@@ -353,7 +365,7 @@ class LLMEngine:
                 "Budget of $%.2f reached: spent $%.4f; %d request(s) were not sent. Raise budget_usd and run again: "
                 "the %d paid replies are cached and will not be paid again.",
                 self.config.budget_usd,
-                self.stats.cost_usd,
+                self.spent_usd(),
                 self.stats.failures.get(BUDGET, 0),
                 self.stats.succeeded,
             )

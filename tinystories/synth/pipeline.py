@@ -11,11 +11,13 @@ A re-run skips the chunks with a marker (no request, no cache lookup) and redoes
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import random
 import sys
+from collections.abc import Iterator
 
 from ..errors import GenerationError
 from ..llm import LLMEngine
@@ -37,22 +39,25 @@ logger = logging.getLogger("tinystories.generate")
 SPLITS = ("train", "validation")
 
 
-def _engine(args: GenerateArguments, validate=None) -> LLMEngine:
-    return LLMEngine(args.teacher_llm(), validate=validate)
-
-
-def _run(engine: LLMEngine, args: GenerateArguments, requests, **params):
-    """Live requests, or the Batch API when ``use_batch_api`` (same cache, validation and accounting); the engine's
-    cache connection is closed after (one engine per chunk)."""
+@contextlib.contextmanager
+def teacher_engine(args: GenerateArguments) -> Iterator[LLMEngine]:
+    """The run's one engine: every chunk's stories and summaries go through it, so ``budget_usd`` caps the whole
+    run and the concurrency it learned carries over from chunk to chunk; its cache is closed at the end."""
+    engine = LLMEngine(args.teacher_llm())
     try:
-        if args.use_batch_api:
-            from ..llm.batch_api import BatchRunner
-
-            return BatchRunner(engine, poll_interval=args.batch_poll_interval).run(requests, **params)
-        return engine.run(requests, **params)
+        yield engine
     finally:
         if engine.cache is not None:
             engine.cache.close()
+
+
+def _run(engine: LLMEngine, args: GenerateArguments, requests, **params):
+    """Live requests, or the Batch API when ``use_batch_api`` (same cache, validation and accounting)."""
+    if args.use_batch_api:
+        from ..llm.batch_api import BatchRunner
+
+        return BatchRunner(engine, poll_interval=args.batch_poll_interval).run(requests, **params)
+    return engine.run(requests, **params)
 
 
 def prompt_sampler(args: GenerateArguments, vocabulary: Vocabulary) -> PromptSampler:
@@ -74,15 +79,16 @@ def _retry_later(result) -> bool:
     return reason in (TIMEOUT, BUDGET) or reason.startswith(("HTTP", "connection"))
 
 
-def generate_records(args: GenerateArguments, prompts) -> tuple[list[dict], dict, bool]:
+def generate_records(args: GenerateArguments, prompts, engine: LLMEngine) -> tuple[list[dict], dict, bool]:
     """Stories (and summaries) of ``prompts`` in the released schema (plus ``missing_words`` and the internal
-    ``_index``), the engine statistics, and whether every request got an answer or a content verdict."""
+    ``_index``), the engine statistics of these requests, and whether every request got an answer or a content
+    verdict."""
 
     def validate(text: str, position: int) -> str | None:
         missing = missing_words(text, prompts[position].words)
         return f"misses required word(s): {', '.join(missing)}" if missing else None
 
-    engine = _engine(args, validate if args.missing_words == "reask" else None)
+    engine.validate = validate if args.missing_words == "reask" else None
     requests = [[{"role": "user", "content": p.prompt}] for p in prompts]
     results = _run(engine, args, requests, temperature=args.temperature, max_tokens=args.max_tokens)
     records = [
@@ -98,12 +104,12 @@ def generate_records(args: GenerateArguments, prompts) -> tuple[list[dict], dict
         for prompt, result in zip(prompts, results)
         if result.ok
     ]
-    stats = {"stories": engine.stats.as_dict()}
-    complete = not engine.stats.budget_stopped and not any(_retry_later(r) for r in results if not r.ok)
+    stats = {"stories": engine.take_stats().as_dict()}
+    complete = not stats["stories"]["budget_stopped"] and not any(_retry_later(r) for r in results if not r.ok)
     if args.instruct and records:
-        summarizer = _engine(args)
+        engine.validate = None
         summaries = _run(
-            summarizer,
+            engine,
             args,
             [summary_messages(r["story"]) for r in records],
             temperature=args.temperature,
@@ -111,8 +117,8 @@ def generate_records(args: GenerateArguments, prompts) -> tuple[list[dict], dict
         )
         for record, summary in zip(records, summaries):
             record["summary"] = summary.text.strip() if summary.ok else ""
-        stats["summaries"] = summarizer.stats.as_dict()
-        complete = complete and not summarizer.stats.budget_stopped
+        stats["summaries"] = engine.take_stats().as_dict()
+        complete = complete and not stats["summaries"]["budget_stopped"]
         complete = complete and not any(_retry_later(r) for r in summaries if not r.ok)
     return records, stats, complete
 
@@ -143,10 +149,12 @@ def splits_of(args: GenerateArguments) -> tuple[str, ...]:
     return SPLITS if args.validation_fraction > 0 else SPLITS[:1]
 
 
-def make_chunk(args: GenerateArguments, sampler: PromptSampler, story_filter: StoryFilter, chunk: int) -> dict:
+def make_chunk(
+    args: GenerateArguments, sampler: PromptSampler, story_filter: StoryFilter, engine: LLMEngine, chunk: int
+) -> dict:
     """Generate, filter, split and write one chunk; returns (and writes, last) its completion marker."""
     prompts = [sampler.prompt(i) for i in args.chunk_range(chunk)]
-    records, stats, complete = generate_records(args, prompts)
+    records, stats, complete = generate_records(args, prompts, engine)
     screened = story_filter.screen(records)
     by_split: dict[str, list[dict]] = {split: [] for split in SPLITS}
     splits, rows = [], []
@@ -211,34 +219,32 @@ def generate_shards(args: GenerateArguments, vocabulary: Vocabulary) -> dict[int
     story_filter = StoryFilter(vocabulary, filter_config(args))
     mine = args.my_chunks()
     todo = [c for c in mine if not markers.get(c, {}).get("complete")]
-    if todo:
-        sample = [[{"role": "user", "content": sampler.prompt(i).prompt}] for i in args.chunk_range(todo[0])]
-        stories = sum(len(args.chunk_range(c)) for c in todo)
-        estimator = _engine(args)
-        estimate = estimator.estimate_cost(sample, args.max_tokens) * stories / len(sample)
-        if estimator.cache is not None:
-            estimator.cache.close()
-        print(
-            f"Requesting {stories} stories in {len(todo)} chunk(s) from {args.model}: at most ~${estimate:.4f} "
-            f"(estimate before cache; {len(mine) - len(todo)} chunk(s) already written)"
-        )
-    for position, chunk in enumerate(mine):
-        if markers.get(chunk, {}).get("complete"):
-            restore_block(story_filter.index, args.output_dir, chunk)
-            continue
-        markers[chunk] = marker = make_chunk(args, sampler, story_filter, chunk)
-        done = sum(markers.get(c, {}).get("complete", False) for c in mine)
-        logger.info(
-            "Chunk %d of %d written (%d of this worker's %d done)", chunk + 1, args.num_chunks, done, len(mine)
-        )
-        if not marker["complete"]:
-            logger.warning(
-                "Chunk %d is incomplete (budget reached or requests lost to the endpoint): its shards are written, "
-                "the %d chunk(s) after it are not; run again to finish it (paid replies are cached).",
-                chunk,
-                len(mine) - position - 1,
+    with teacher_engine(args) as engine:
+        if todo:
+            sample = [[{"role": "user", "content": sampler.prompt(i).prompt}] for i in args.chunk_range(todo[0])]
+            stories = sum(len(args.chunk_range(c)) for c in todo)
+            estimate = engine.estimate_cost(sample, args.max_tokens) * stories / len(sample)
+            print(
+                f"Requesting {stories} stories in {len(todo)} chunk(s) from {args.model}: at most ~${estimate:.4f} "
+                f"(estimate before cache; {len(mine) - len(todo)} chunk(s) already written)"
             )
-            break
+        for position, chunk in enumerate(mine):
+            if markers.get(chunk, {}).get("complete"):
+                restore_block(story_filter.index, args.output_dir, chunk)
+                continue
+            markers[chunk] = marker = make_chunk(args, sampler, story_filter, engine, chunk)
+            done = sum(markers.get(c, {}).get("complete", False) for c in mine)
+            logger.info(
+                "Chunk %d of %d written (%d of this worker's %d done)", chunk + 1, args.num_chunks, done, len(mine)
+            )
+            if not marker["complete"]:
+                logger.warning(
+                    "Chunk %d is incomplete (budget reached or requests lost to the endpoint): its shards are "
+                    "written, the %d chunk(s) after it are not; run again to finish it (paid replies are cached).",
+                    chunk,
+                    len(mine) - position - 1,
+                )
+                break
     return markers
 
 
@@ -252,14 +258,16 @@ def build_splits(args: GenerateArguments, vocabulary: Vocabulary) -> tuple[dict[
     story_filter = StoryFilter(vocabulary, filter_config(args))
     splits: dict[str, list[dict]] = {split: [] for split in SPLITS}
     stats, report = [], FilterReport()
-    for chunk in range(args.num_chunks):
-        records, chunk_stats, _ = generate_records(args, [sampler.prompt(i) for i in args.chunk_range(chunk)])
-        screened = story_filter.screen(records)
-        for record in screened.kept:
-            validation = in_validation(args.seed, record["_index"], args.validation_fraction)
-            splits["validation" if validation else "train"].append(record)
-        stats.append(chunk_stats)
-        report.merge(screened.report)
+    with teacher_engine(args) as engine:
+        for chunk in range(args.num_chunks):
+            prompts = [sampler.prompt(i) for i in args.chunk_range(chunk)]
+            records, chunk_stats, _ = generate_records(args, prompts, engine)
+            screened = story_filter.screen(records)
+            for record in screened.kept:
+                validation = in_validation(args.seed, record["_index"], args.validation_fraction)
+                splits["validation" if validation else "train"].append(record)
+            stats.append(chunk_stats)
+            report.merge(screened.report)
     engine = {name: sum_stats([s[name] for s in stats if name in s]) for name in ("stories", "summaries")}
     return splits, {k: v for k, v in engine.items() if v}, report.as_dict()
 
