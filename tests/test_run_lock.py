@@ -60,7 +60,11 @@ def test_a_second_generate_on_the_same_cache_exits_at_once_and_nothing_is_paid_t
             env=env,
         )
         try:
-            assert server.wait_until(lambda: server.in_flight >= 2 or first.poll() is not None, TIMEOUT)
+            # both of its max_concurrency 2 requests recorded (in_flight counts from arrival, num_requests from the
+            # parsed body) and held: the first run cannot send another until replies resume
+            assert server.wait_until(
+                lambda: (server.num_requests >= 2 and server.in_flight >= 2) or first.poll() is not None, TIMEOUT
+            )
             assert first.poll() is None, open(tmp_path / "first.log").read()
             held = server.num_requests
             second = subprocess.run(
