@@ -1,5 +1,5 @@
 """A real model as the teacher and as the judge, not a scripted one: the tiny GPT-Neo the suite trains (``tiny_model``),
-given a chat template and served by ``tinystories serve`` (its app, in a thread), answers ``tinystories generate``
+given a chat template and served by ``tinystories serve`` (a subprocess on port 0), answers ``tinystories generate``
 and GPT-Eval. A 30-step model writes no usable story and no grades: the runs must still finish, say why they rejected
 what they got, and keep what they can.
 
@@ -14,6 +14,7 @@ import os
 import shutil
 
 import pytest
+from serve_helpers import start_server, stop_server
 from transformers import AutoTokenizer
 
 from tinystories.cli import main
@@ -32,17 +33,17 @@ CONTENT_REASONS = ("missing", "cut", "empty")
 def teacher(tiny_model, tmp_path_factory):
     """``tiny_model`` with a chat template, served on a free port; the server's base URL."""
     pytest.importorskip("fastapi")
-    from tinystories.serving import ServerThread, build_app
-
-    folder = tmp_path_factory.mktemp("teacher") / "model"
+    root = tmp_path_factory.mktemp("teacher")
+    folder = root / "model"
     shutil.copytree(tiny_model, folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     tokenizer.chat_template = CHAT_TEMPLATE
     tokenizer.save_pretrained(folder)
     # the judge's prompts are longer than this model's context: keep their last tokens, as a small local model would
-    app = build_app(str(folder), served_model_name=SERVED_NAME, truncate_prompts=True, max_batch_size=16)
-    with ServerThread(app) as base_url:
-        yield base_url
+    options = ["--served_model_name", SERVED_NAME, "--truncate_prompts", "true", "--max_batch_size", "16"]
+    server = start_server(str(folder), str(root / "server.log"), *options)
+    yield server.base_url
+    stop_server(server)
 
 
 def generate_args(base_url, out, *extra):
