@@ -9,11 +9,13 @@ import subprocess
 import sys
 import threading
 
+import datasets
 import numpy as np
 import pytest
 import yaml
 from conftest import REPO, assert_png_of, make_stories, write_v2
 from openai_server import FakeOpenAIServer
+from transformers import AutoTokenizer
 
 from tinystories.errors import RecipeError
 from tinystories.reproduce import Reproduction, load_reproduce_recipe, main
@@ -277,3 +279,23 @@ def test_the_shipped_recipes_parse_and_the_paper_grid_is_estimated(capsys):
     assert judge_cost["requests"] == 30 * 50 * 10 * 2 and judge_cost["usd"] > 0
     out = capsys.readouterr().out
     assert "GPU-hours" in out and "gpt-4o" in out
+
+
+def test_the_data_stage_can_generate_the_dataset_and_a_rerun_pays_nothing(tmp_path):
+    """``data.generate``: the stories come from a teacher (the scripted server), the shared tokenizer is trained on
+    them; a second run skips both stages and sends no request."""
+    with FakeOpenAIServer() as teacher:
+        generate = {"model": "fake-gpt", "base_url": teacher.base_url, "num_stories": 24, "max_concurrency": 4}
+        generate.update(min_words=10, max_out_of_vocabulary=0.6, dedup_threshold=0.97, validation_fraction=0.2)
+        path = toy_recipe(tmp_path, "http://127.0.0.1:9/v1", **{"data.generate": generate})
+        recipe = yaml.safe_load(open(path))
+        del recipe["data"]["train_file"]  # generate instead
+        open(path, "w").write(yaml.safe_dump(recipe))
+        first = main([path, "--until", "tokenizer"])
+        sent = teacher.num_requests
+        second = main([path, "--until", "tokenizer"])
+        assert teacher.num_requests == sent == 24  # every story asked once, none again
+    assert first["ran"] == ["data", "tokenizer"] and second["ran"] == []
+    rows = datasets.load_dataset(str(tmp_path / "run" / "data"))
+    assert len(rows["train"]) > 0 and set(rows["train"].column_names) >= {"text", "instruction", "missing_words"}
+    assert len(AutoTokenizer.from_pretrained(tmp_path / "run" / "tokenizer")) == 300
