@@ -4,6 +4,7 @@ generator writes and the evaluation prompts with."""
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -76,20 +77,35 @@ def _extension(path: str) -> str:
     raise DataError(f"Unsupported data file {path!r}: use one of {', '.join(SUPPORTED_EXTENSIONS)}")
 
 
+def _is_glob(path: str) -> bool:
+    """A local pattern of files (a file whose name holds ``[``, ``*`` or ``?`` is still that file)."""
+    return "://" not in path and glob.has_magic(path) and not os.path.exists(path)
+
+
 def _check_file(path: str) -> None:
-    if "://" not in path:
-        if not os.path.isfile(path):
-            raise DataError(f"Data file not found: {path}")
-        if os.path.getsize(path) == 0:
-            raise DataError(f"Data file is empty: {path}")
+    """A local file (or each file of a local glob, e.g. a generated folder's ``default/train-*.parquet`` shards)
+    exists and is not empty; remote paths are checked by their reader."""
+    if "://" in path:
+        return
+    files = sorted(glob.glob(path)) if _is_glob(path) else [path]
+    if not files:
+        raise DataError(f"No data file matches {path}")
+    for file in files:
+        if not os.path.isfile(file):
+            raise DataError(f"Data file not found: {file}")
+        if os.path.getsize(file) == 0:
+            raise DataError(f"Data file is empty: {file}")
 
 
 def load_data_file(path: str, text_column: str = "text", cache_dir: str | None = None) -> Dataset:
-    """One file as a ``Dataset`` with (at least) the column ``text_column``; a clear error if it is unusable."""
+    """One file (a JSON or Parquet path may also be a glob of shards) as a ``Dataset`` with (at least) the column
+    ``text_column``; a clear error if it is unusable."""
     ext = _extension(path)
     _check_file(path)
     try:
         if ext in TEXT_EXTENSIONS:
+            if _is_glob(path):
+                raise DataError(f"{path}: a glob of {ext} files is not supported; give one file")
             if next(iter_stories(path), None) is None:
                 raise DataError(f"No stories found in {path} (expected stories separated by {EOS_TOKEN})")
             dataset = Dataset.from_generator(

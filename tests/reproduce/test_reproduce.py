@@ -20,6 +20,8 @@ from transformers import AutoTokenizer
 from tinystories.errors import RecipeError
 from tinystories.reproduce import Reproduction, load_reproduce_recipe, main
 from tinystories.reproduce.plots import DPI, heatmap_figure, scores_figure
+from tinystories.reproduce.stages import diversity_file
+from tinystories.story_formats import load_data_file
 
 SHAPES = [[16, 1], [16, 2], [32, 2]]
 
@@ -298,4 +300,6 @@ def test_the_data_stage_can_generate_the_dataset_and_a_rerun_pays_nothing(tmp_pa
     assert first["ran"] == ["data", "tokenizer"] and second["ran"] == []
     rows = datasets.load_dataset(str(tmp_path / "run" / "data"))
     assert len(rows["train"]) > 0 and set(rows["train"].column_names) >= {"text", "instruction", "missing_words"}
+    # the diversity check searches the generated training shards
+    assert load_data_file(diversity_file(load_reproduce_recipe(path)))["text"] == rows["train"]["text"]
     assert len(AutoTokenizer.from_pretrained(tmp_path / "run" / "tokenizer")) == 300

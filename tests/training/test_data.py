@@ -175,3 +175,18 @@ def test_a_sharded_generated_folder_loads_and_streams(tmp_path, stories, small_t
     assert [b["input_ids"] for b in blocks] == eager["train"]["input_ids"]  # the same blocks, read lazily
     with pytest.raises(DataError, match="streaming reads a dataset"):
         load_raw_datasets(train_file=str(tmp_path / "x.txt"), streaming=True)
+
+
+def test_a_glob_of_parquet_shards_loads_as_one_file_and_bad_globs_say_why(tmp_path):
+    stories = make_stories(12)
+    (tmp_path / "default").mkdir()
+    for i, part in enumerate((stories[:5], stories[5:])):
+        datasets.Dataset.from_dict({"text": part}).to_parquet(tmp_path / "default" / f"train-0000{i}-of-00002.parquet")
+    assert load_data_file(str(tmp_path / "default" / "train-*.parquet"))["text"] == stories
+    with pytest.raises(DataError, match="No data file matches"):
+        load_data_file(str(tmp_path / "default" / "validation-*.parquet"))
+    write_v2(tmp_path / "a.txt", stories)
+    with pytest.raises(DataError, match="glob of .txt files is not supported"):
+        load_data_file(str(tmp_path / "*.txt"))
+    odd = write_v2(tmp_path / "stories[1].txt", stories)  # a real file whose name looks like a pattern
+    assert load_data_file(odd)["text"] == stories

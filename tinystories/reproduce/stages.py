@@ -185,10 +185,10 @@ def diversity_file(recipe: ReproduceRecipe) -> str:
     """The training stories the diversity check searches (a local file)."""
     data = recipe.data
     if data.generate is not None:
-        path = recipe.path("data", "default", "train.parquet")
+        path = recipe.path("data", "default", "train-*.parquet")  # the generated shards
     else:
         path = data.train_file or ""
-    if not path or not os.path.isfile(path):
+    if not path or not glob.glob(path):
         raise RecipeError(
             "evaluate.diversity needs the training stories as a local file (data.train_file or generate)"
         )
