@@ -183,6 +183,13 @@ def missing_words(story: str, required: Sequence[str]) -> list[str]:
     return [w for w in required if not (word_forms(w) & present)]
 
 
+def _missing_of(record: dict) -> list[str]:
+    """The record's missing required words: as the generator recorded them, else found in its story."""
+    if "missing_words" in record:
+        return record["missing_words"]
+    return missing_words(record["story"], record["instruction"]["words"])
+
+
 def out_of_vocabulary_share(story: str, vocabulary: Vocabulary) -> float:
     """Share of the story's words that are neither function words, names, nor a form of a vocabulary word."""
     known = _known_forms(vocabulary)
@@ -329,7 +336,7 @@ class StoryFilter:
             return "too short", 0.0
         if n_words > config.max_words:
             return "too long", 0.0
-        if config.require_words and missing_words(story, record["instruction"]["words"]):
+        if config.require_words and _missing_of(record):
             return "missing required words", 0.0
         share = out_of_vocabulary_share(story, self.vocabulary)
         if share > config.max_out_of_vocabulary:
