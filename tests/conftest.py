@@ -9,6 +9,13 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 V2_SAMPLE = os.path.join(REPO, "..", "shared", "data", "tinystories_v2_sample.txt")
+#: The smoke training recipe, and the overrides that make it a few-second run (a 2-layer, 32-wide model, 64-token
+#: blocks, a 300-token BPE).
+SMOKE = os.path.join(REPO, "recipes", "smoke", "pretrain.yaml")
+TINY = [
+    *("--config_overrides", "{hidden_size: 32, num_layers: 2, max_position_embeddings: 64}"),
+    *("--block_size", "64", "--tokenizer_vocab_size", "300", "--logging_steps", "1", "--report_to", "none"),
+]
 
 _NAMES = ["Lily", "Tom", "Ben", "Sue", "Max", "Mia", "Sam", "Anna"]
 _FRIENDS = ["a little dog", "a red bird", "a big bear", "a small cat", "a kind frog", "an old owl"]

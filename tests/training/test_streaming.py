@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import datasets
 import pytest
-from conftest import REPO, launch_two_cpu_processes, make_stories
+from conftest import SMOKE, TINY, launch_two_cpu_processes, make_stories
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tinystories.errors import RecipeError
@@ -16,20 +16,6 @@ from tinystories.train import main
 from tinystories.training import parse_train_args
 from tinystories.training.data import iter_texts, load_raw_datasets, pack_dataset
 from tinystories.training.train import check_streamed_sharding
-
-SMOKE = os.path.join(REPO, "recipes", "smoke", "pretrain.yaml")
-TINY = [
-    "--config_overrides",
-    "{hidden_size: 32, num_layers: 2, max_position_embeddings: 64}",
-    "--block_size",
-    "64",
-    "--tokenizer_vocab_size",
-    "300",
-    "--logging_steps",
-    "1",
-    "--report_to",
-    "none",
-]
 
 
 def sharded_folder(root, stories, validation=None, num_shards=3):

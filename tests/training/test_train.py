@@ -10,26 +10,12 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, launch_two_cpu_processes, make_stories, write_v2
+from conftest import REPO, SMOKE, TINY, launch_two_cpu_processes, make_stories, write_v2
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from tinystories.train import main
 from tinystories.training import parse_train_args, run
 from tinystories.training.precision import cpu_has_native_bf16
-
-SMOKE = os.path.join(REPO, "recipes", "smoke", "pretrain.yaml")
-TINY = [
-    "--config_overrides",
-    "{hidden_size: 32, num_layers: 2, max_position_embeddings: 64}",
-    "--block_size",
-    "64",
-    "--tokenizer_vocab_size",
-    "300",
-    "--logging_steps",
-    "1",
-    "--report_to",
-    "none",
-]
 
 
 def read_results(output_dir):
