@@ -139,6 +139,24 @@ def check_text_column(dataset: Dataset, text_column: str, source: str) -> None:
         raise DataError(f"Column {text_column!r} of {source} must hold strings, found {feature}")
 
 
+def download_dataset_file(repo_id: str, filename: str, revision: str | None = None) -> str:
+    """The local path of ``filename`` of the Hub dataset repo ``repo_id``, through huggingface_hub's cache; offline
+    or on a Hub error, a one-line ``DataError``."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return hf_hub_download(repo_id, filename, repo_type="dataset", revision=revision)
+    except LocalEntryNotFoundError as e:
+        raise DataError(
+            f"Could not download {filename} of the dataset {repo_id} from the Hugging Face Hub and it is not in the "
+            f"local cache (offline, or HF_HUB_OFFLINE set?): {str(e).splitlines()[0]}"
+        ) from None
+    except (HfHubHTTPError, OSError) as e:
+        cause = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise DataError(f"Could not download {filename} of the dataset {repo_id}: {cause}") from None
+
+
 def hub_dataset_of_file(path: str | None) -> str | None:
     """``owner/name`` of an ``hf://datasets/owner/name[@revision]/file`` path, else None."""
     match = re.match(r"hf://datasets/([^/@]+/[^/@]+)", path or "")

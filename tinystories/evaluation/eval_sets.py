@@ -8,9 +8,9 @@ import json
 import os
 import re
 
-from ..errors import EvaluationError
+from ..errors import DataError, EvaluationError
 from ..resources import INSTRUCT_PROMPTS, PROBES, STORY_BEGINNINGS, resource_path
-from ..story_formats import INSTRUCT_PARTS, instruct_text
+from ..story_formats import INSTRUCT_PARTS, download_dataset_file, instruct_text
 from .judge_prompts import instruction_of
 
 PROBE_CATEGORIES = ("factual", "reasoning", "context")
@@ -74,17 +74,14 @@ OFFICIAL_PROMPTS_FILE = "Evaluation prompts.yaml"
 
 def official_prompts_path() -> str:
     """The local path of ``Evaluation prompts.yaml`` (downloaded once into the Hub cache, then read from it)."""
-    from huggingface_hub import hf_hub_download
-
     try:
-        return hf_hub_download(OFFICIAL_PROMPTS_REPO, OFFICIAL_PROMPTS_FILE, repo_type="dataset")
-    except Exception as e:  # offline, no network, Hub error: one line saying what to do
-        cause = (str(e).strip().splitlines() or [""])[0][:200]
+        return download_dataset_file(OFFICIAL_PROMPTS_REPO, OFFICIAL_PROMPTS_FILE)
+    except DataError as e:  # offline, no network, Hub error: one line saying what to do
         raise EvaluationError(
             f"prompts_file official: cannot download '{OFFICIAL_PROMPTS_FILE}' from the Hub dataset "
-            f"{OFFICIAL_PROMPTS_REPO} ({type(e).__name__}: {cause}); without Hub access, download it from "
+            f"{OFFICIAL_PROMPTS_REPO} ({e}); without Hub access, download it from "
             f"https://huggingface.co/datasets/{OFFICIAL_PROMPTS_REPO} elsewhere and set prompts_file to its path"
-        ) from e
+        ) from None
 
 
 def read_prompt_items(path: str) -> list[tuple[str, object]]:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..errors import DataError
+from ..story_formats import download_dataset_file
 
 #: The file of the ``roneneldan/TinyStories`` dataset repo that holds the records of the released schema.
 RELEASED_ARCHIVE = "TinyStories_all_data.tar.gz"
@@ -59,18 +60,7 @@ def _local(path: str) -> Source:
 
 def _download(repo_id: str, filename: str, revision: str | None = None) -> Source:
     """A file of a Hub dataset repo, through huggingface_hub's cache (offline: a clear one-line error)."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    try:
-        path = hf_hub_download(repo_id, filename, repo_type="dataset", revision=revision)
-    except LocalEntryNotFoundError as e:
-        raise DataError(
-            f"Could not download {filename} of the dataset {repo_id} from the Hugging Face Hub and it is not in the "
-            f"local cache (offline, or HF_HUB_OFFLINE set?): {str(e).splitlines()[0]}"
-        ) from None
-    except HfHubHTTPError as e:
-        raise DataError(f"Could not download {filename} of the dataset {repo_id}: {str(e).splitlines()[0]}") from None
+    path = download_dataset_file(repo_id, filename, revision)
     return Source(f"{repo_id}/{filename}", path, os.path.getsize(path))
 
 
