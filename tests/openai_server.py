@@ -24,6 +24,8 @@ the two completion endpoints. Kinds:
                  connection is closed
 ``"length"``     a normal reply whose choices are cut mid-sentence, with ``finish_reason == "length"``
 ``"empty"``      a normal reply whose choices have ``""`` as content
+``"garbage"``    status 200 and ``Content-Type: application/json``, but an HTML page for a body (a broken proxy)
+``"malformed"``  status 200 and a JSON body whose one choice's content is a list, not text
 
 Slow like a real server (``capacity``): at most ``capacity`` completion requests are served at once, each for
 ``service_time`` seconds, the others wait in a first-come-first-served queue (time in the queue counts toward the
@@ -55,7 +57,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FAULT_KINDS = ("429", "500", "timeout", "truncated", "length", "empty", "503")
+FAULT_KINDS = ("429", "500", "timeout", "truncated", "length", "empty", "503", "garbage", "malformed")
 #: Faults after which the reply's body is (presumably) not received in full by the client.
 _UNDELIVERED_FAULTS = ("429", "500", "timeout", "truncated", "503")
 
@@ -245,8 +247,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def _send_json(self, status: int, payload: dict, headers: dict | None = None, truncate: bool = False) -> None:
-        body = json.dumps(payload).encode()
+    def _send_json(self, status: int, payload, headers: dict | None = None, truncate: bool = False) -> None:
+        body = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()  # a str: sent as is
         self._land()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -445,6 +447,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "503":
             payload = error_body("The server is overloaded (fake server).", "server_error", "overloaded")
             self._reply(record, 503, payload, headers={"retry-after": f"{owner.retry_after:g}"})
+            return
+        if fault == "garbage":
+            self._reply(record, 200, "<html><body>502 Bad Gateway</body></html>")
             return
         try:
             payload = owner._build_reply(kind, request, record["index"], fault)
@@ -900,10 +905,12 @@ class FakeOpenAIServer:
             finish_reason = "length"
         elif fault == "empty":
             contents = ["" for _ in contents]
+        elif fault == "malformed":
+            contents = [[c] for c in contents]
 
         created = int(time.time())
         model = request.get("model") or self.model_name
-        completion_tokens = sum(count_tokens(c) for c in contents)
+        completion_tokens = sum(count_tokens(c if isinstance(c, str) else "".join(c)) for c in contents)
         prompt_tokens = sum(_prompt_tokens(r) for r in per_prompt)
         usage = {
             "prompt_tokens": prompt_tokens,

@@ -49,6 +49,29 @@ def test_persistent_failures_are_reported_with_their_reason(tmp_path):
     assert eng.stats.as_dict()["reasons"] == {"HTTP 500": {"count": 9, "cost_usd": 0.0}}
 
 
+def test_replies_that_are_not_chat_completions_are_retried_then_cached_once_usable(tmp_path):
+    # each request: an HTML page with status 200 (a broken proxy), then a JSON reply whose content is no text
+    with FakeOpenAIServer(fail_first={"garbage": 1, "malformed": 1}) as server:
+        eng = engine(server, tmp_path)
+        results = eng.run(story_requests(3), max_tokens=100)
+        again = engine(server, tmp_path).run(story_requests(3), max_tokens=100)
+        sent = len(server.records)
+    assert all(r.ok and r.attempts == 3 for r in results)
+    reasons = eng.stats.as_dict()["reasons"]
+    assert reasons == {"malformed reply": {"count": 6, "cost_usd": 0.0}}, reasons
+    assert [r.text for r in again] == [r.text for r in results] and all(r.cached for r in again)
+    assert sent == 9  # the usable replies came from the cache the second time
+
+
+def test_unusable_replies_fail_with_their_reason_after_the_retries(tmp_path):
+    with FakeOpenAIServer(fail_first={"garbage": 5}) as server:
+        eng = engine(server, tmp_path, max_retries=1)
+        results = eng.run(story_requests(2), max_tokens=100)
+    assert not any(r.ok for r in results)
+    assert all(r.reason == "malformed reply" and r.attempts == 2 for r in results), [r.error for r in results]
+    assert eng.stats.failures == {"malformed reply": 2}
+
+
 def test_retry_after_is_honoured(tmp_path):
     with FakeOpenAIServer(fail_first={"429": 1}, retry_after=0.4) as server:
         eng = engine(server, tmp_path, backoff_base=0.001)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
@@ -20,6 +19,7 @@ from .failures import BUDGET, CUT, EMPTY, TIMEOUT, reason_of
 from .outcomes import ContentFailure, EngineStats, PermanentFailure, Rejection, Result, RetryableFailure
 from .pricing import cost_of, estimate_cost, price_of
 from .request_cache import RequestCache, request_key
+from .transport import chat_client, send_chat
 
 logger = logging.getLogger(__name__)
 
@@ -38,21 +38,6 @@ SAMPLING_KEYS = (
 )
 
 
-def _retry_after(error: Exception) -> float | None:
-    response = getattr(error, "response", None)
-    headers = getattr(response, "headers", None) or {}
-    for name in ("retry-after-ms", "retry-after"):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value)
-        except ValueError:
-            continue
-        return seconds / 1000 if name.endswith("-ms") else seconds
-    return None
-
-
 class LLMEngine:
     """Runs many chat requests against OpenAI-compatible endpoints, with cache, retries, budget and progress.
 
@@ -62,6 +47,8 @@ class LLMEngine:
 
     #: Seconds without a reply (with requests in flight) after which the run says so, once.
     stall_warning_s = 60.0
+    #: Seconds between updates of the progress bar's counters while requests succeed.
+    postfix_interval = 0.5
 
     def __init__(
         self,
@@ -80,6 +67,7 @@ class LLMEngine:
         self._warned = False
         self._last_reply: float | None = None
         self._timeouts_since_reply = 0
+        self._postfix_at = float("-inf")
 
     # -- accounting -------------------------------------------------------------------------------------------
     def cost_of(self, usage: dict[str, int]) -> float:
@@ -105,44 +93,23 @@ class LLMEngine:
 
     # -- one attempt --------------------------------------------------------------------------------------------
     def _client(self, base_url: str | None):
-        from openai import AsyncOpenAI
+        return chat_client(self.config, base_url)
 
-        return AsyncOpenAI(
-            base_url=base_url,
-            api_key=self.config.api_key(base_url),
-            max_retries=0,
-            timeout=self.config.request_timeout,
-        )
-
-    async def _send(self, url, messages, params) -> dict[str, Any]:
-        import openai
-
-        try:
-            response = await self._clients[url].chat.completions.create(
-                model=self.config.model, messages=list(messages), **params
-            )
-        except openai.RateLimitError as e:
-            raise RetryableFailure("HTTP 429", _retry_after(e)) from e
-        except openai.APITimeoutError as e:
-            raise RetryableFailure(TIMEOUT) from e
-        except openai.APIConnectionError as e:
-            raise RetryableFailure(f"connection: {e.__cause__ or e}") from e
-        except openai.APIStatusError as e:
-            if e.status_code >= 500 or e.status_code in (408, 409):
-                raise RetryableFailure(f"HTTP {e.status_code}", _retry_after(e)) from e
-            raise PermanentFailure(f"HTTP {e.status_code}: {e.message}") from e
-        except (json.JSONDecodeError, openai.APIResponseValidationError, ValueError) as e:
-            raise RetryableFailure(f"malformed reply: {type(e).__name__}") from e
-        return response.model_dump(exclude_none=True)
+    async def _send(self, url, messages, params) -> tuple[dict[str, Any], str]:
+        return await send_chat(self._clients[url], self.config.model, messages, params)
 
     def check_reply(self, response: dict[str, Any], index: int, validate: bool = True) -> tuple[str, str]:
         """``(text, finish_reason)`` of a usable reply to request ``index``; raises ``ContentFailure`` for a cut,
-        empty or refused one, ``RetryableFailure`` for one without choices."""
+        empty or refused one, ``RetryableFailure`` for a malformed one (no choices, no text)."""
         choices = response.get("choices") or []
-        if not choices:
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        if not isinstance(choice, dict):
             raise RetryableFailure("malformed reply: no choices")
-        choice = choices[0]
-        text = (choice.get("message") or {}).get("content") or ""
+        message = choice.get("message") or {}
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(message, dict) or not isinstance(content, (str, type(None))):
+            raise RetryableFailure("malformed reply: the message has no text content")
+        text = content or ""
         finish = choice.get("finish_reason")
         if finish == "length":
             raise ContentFailure(CUT)
@@ -186,15 +153,15 @@ class LLMEngine:
         self.stats.failed += 1
         self.stats.failures[reason_of(error)] += 1
         progress.update(1)
-        self._postfix(progress)
+        self._postfix(progress, force=True)
         cached = attempts == 0 and bool(rejected)  # decided by the cached rejected replies alone
         return Result(key, False, attempts=attempts, error=error, cached=cached, rejected=rejected)
 
-    async def _one(self, index: int, messages, params, progress) -> Result:
+    async def _one(self, index: int, key: str, messages, params, progress, stored: bool) -> Result:
+        """Request ``index`` (``key``; ``stored``: the cache holds replies of it) to a usable reply or a failure."""
         config = self.config
-        key = request_key(config.model, messages, params)
         rejected: list[Rejection] = []
-        hit = self._from_cache(key, index, rejected)
+        hit = self._from_cache(key, index, rejected) if stored else None
         if hit is not None:
             progress.update(1)
             return hit
@@ -216,7 +183,7 @@ class LLMEngine:
             self.stats.sent += 1
             self.stats.retries += attempts > 1
             try:
-                response = await self._send(self.pool.url_of(ticket), messages, params)
+                response, raw = await self._send(self.pool.url_of(ticket), messages, params)
             except (RetryableFailure, PermanentFailure) as e:
                 error = e.reason if isinstance(e, RetryableFailure) else str(e)
                 self.pool.release(ticket, reason_of(error))
@@ -224,7 +191,7 @@ class LLMEngine:
                 if reason_of(error) == TIMEOUT:
                     self._note_timeout()
                 transport_failures += 1
-                self._postfix(progress)
+                self._postfix(progress, force=True)
                 if isinstance(e, PermanentFailure) or transport_failures > config.max_retries:
                     return self._fail(key, error, attempts, rejected, progress)
                 await self._backoff(transport_failures, e.retry_after)
@@ -247,7 +214,7 @@ class LLMEngine:
                     self.cache.put_rejected(key, config.model, response, e.short)
                 rejected.append(self._rejection(e, response, cached=False))
                 self.stats.content_retries += len(rejected) <= config.max_content_retries
-                self._postfix(progress)
+                self._postfix(progress, force=True)
                 continue
             except RetryableFailure as e:  # no choices at all: like a transport failure
                 self.stats.count(reason_of(e.reason), cost)
@@ -257,7 +224,7 @@ class LLMEngine:
                 await self._backoff(transport_failures, None)
                 continue
             if self.cache is not None:
-                self.cache.put(key, config.model, response)  # before anyone can lose it
+                self.cache.put(key, config.model, response, raw=raw)  # before anyone can lose it
             self.stats.succeeded += 1
             progress.update(1)
             self._postfix(progress)
@@ -311,7 +278,15 @@ class LLMEngine:
                     f"{self.config.request_timeout:g} s). If they time out: {self._fix()}."
                 )
 
-    def _postfix(self, progress) -> None:
+    def _postfix(self, progress, force: bool = False) -> None:
+        """The bar's counters (concurrency, cost, failures, retries, top reason), refreshed at most every
+        ``postfix_interval`` seconds on success (the bar redraws less often than that) and at once on a failure."""
+        if progress.disable:
+            return
+        now = time.monotonic()
+        if not force and now - self._postfix_at < self.postfix_interval:
+            return
+        self._postfix_at = now
         stats = self.stats
         postfix = {"conc": self.pool.describe(), "cost": f"${stats.cost_usd:.4f}", "failed": stats.failed}
         postfix["retries"] = stats.retries
@@ -335,16 +310,22 @@ class LLMEngine:
             )
         self.pool.start_run()
         self._clients = {url: self._client(url) for url in urls}
+        keys = [request_key(config.model, messages, params) for messages in requests]
+        stored = self.cache.known(keys) if self.cache is not None else set()
         progress = tqdm(total=len(requests), desc=f"{config.model}", unit="req", disable=not self.progress)
         watchdog = asyncio.ensure_future(self._watchdog(time.monotonic()))
         try:
             results = await asyncio.gather(
-                *(self._one(i, messages, params, progress) for i, messages in enumerate(requests))
+                *(
+                    self._one(i, key, messages, params, progress, key in stored)
+                    for i, (key, messages) in enumerate(zip(keys, requests))
+                )
             )
         finally:
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
+            self._postfix(progress, force=True)
             progress.close()
             for client in self._clients.values():
                 await client.close()

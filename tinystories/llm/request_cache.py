@@ -49,9 +49,25 @@ class RequestCache:
         row = self.db.execute("SELECT response FROM replies WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def put(self, key: str, model: str, response: dict[str, Any]) -> None:
+    def known(self, keys: Sequence[str]) -> set[str]:
+        """The ``keys`` with a stored reply, accepted or rejected (one query per 500 keys, instead of two per
+        request: a run asks once which of its requests to look up)."""
+        found: set[str] = set()
+        keys = list(dict.fromkeys(keys))
+        for start in range(0, len(keys), 500):
+            part = keys[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            for table in ("replies", "rejected"):
+                rows = self.db.execute(f"SELECT DISTINCT key FROM {table} WHERE key IN ({marks})", part)
+                found.update(key for (key,) in rows)
+        return found
+
+    def put(self, key: str, model: str, response: dict[str, Any], raw: str | None = None) -> None:
+        """Store the accepted reply of ``key``; ``raw``: its JSON as received, when the caller has it (not dumped
+        again)."""
         self.db.execute(
-            "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)", (key, model, json.dumps(response), time.time())
+            "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)",
+            (key, model, raw or json.dumps(response), time.time()),
         )
 
     def rejected(self, key: str) -> list[tuple[str, dict[str, Any]]]:
