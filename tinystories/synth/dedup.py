@@ -31,7 +31,7 @@ STOCK_OPENERS = (
 
 
 def words_of(text: str) -> list[str]:
-    return [m.group(0).lower() for m in WORD_RE.finditer(text)]
+    return [word.lower() for word in WORD_RE.findall(text)]
 
 
 def strip_openers(text: str) -> str:
@@ -43,9 +43,20 @@ def strip_openers(text: str) -> str:
 
 
 def _shingles(text: str, n: int) -> set[int]:
+    return set(_shingle_hashes(text, n).tolist())
+
+
+def _shingle_hashes(text: str, n: int) -> np.ndarray:
+    """The 8-byte blake2b hashes (little-endian uint64) of the text's distinct word ``n``-grams after the stock
+    opener (one gram, maybe empty, for a text shorter than ``n`` words)."""
     words = words_of(strip_openers(text))
     grams = {" ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))}
-    return {int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little") for g in grams}
+    digests = b"".join(hashlib.blake2b(g.encode(), digest_size=8).digest() for g in grams)
+    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
+
+
+#: Shingles hashed at once by ``MinHashDeduplicator.signatures`` (a ``num_perm`` x this uint64 array: 4 MB).
+_SHINGLES_AT_ONCE = 4096
 
 
 class MinHashDeduplicator:
@@ -61,10 +72,29 @@ class MinHashDeduplicator:
         self.threshold, self.bands, self.rows, self.ngram = threshold, bands, num_perm // bands, ngram
 
     def signature(self, text: str) -> np.ndarray:
-        hashes = np.fromiter(_shingles(text, self.ngram), dtype=np.uint64)
+        hashes = _shingle_hashes(text, self.ngram)
         with np.errstate(over="ignore"):
             values = (self.a[:, None] * hashes[None, :] + self.b[:, None]) >> np.uint64(32)
         return values.min(axis=1)
+
+    def signatures(self, texts: Sequence[str]) -> np.ndarray:
+        """``(len(texts), num_perm)`` uint64: the rows ``signature`` gives, computed for many texts at once (the
+        shingles of several texts side by side, each text's minimum taken over its own columns)."""
+        out = np.empty((len(texts), len(self.a)), np.uint64)
+        shingles = [_shingle_hashes(t, self.ngram) for t in texts]
+        start = 0
+        while start < len(texts):  # a group of texts with at most _SHINGLES_AT_ONCE shingles (at least one text)
+            end, size = start + 1, len(shingles[start])
+            while end < len(texts) and size + len(shingles[end]) <= _SHINGLES_AT_ONCE:
+                size += len(shingles[end])
+                end += 1
+            hashes = np.concatenate(shingles[start:end])
+            offsets = np.cumsum([0] + [len(h) for h in shingles[start : end - 1]])
+            with np.errstate(over="ignore"):
+                values = (self.a[:, None] * hashes[None, :] + self.b[:, None]) >> np.uint64(32)
+            out[start:end] = np.minimum.reduceat(values, offsets, axis=1).T
+            start = end
+        return out
 
     def duplicates(self, texts: Sequence[str]) -> dict[int, int]:
         """``{index: index of the earlier text it duplicates}`` for every near duplicate (first one kept)."""
@@ -84,14 +114,19 @@ class MinHashDeduplicator:
         return found
 
 
+#: Stories whose matches in the index are gathered at once, and pairs of signatures compared at once, by
+#: ``DedupIndex.classify`` (what bounds its memory when a band key is shared by thousands of stories).
+_QUERIES_AT_ONCE, _PAIRS_AT_ONCE = 16, 16384
+
 #: A candidate's outcome, as stored per shard.
 KEPT, EXACT_DUPLICATE, NEAR_DUPLICATE = 0, 1, 2
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
-def exact_hash(story: str) -> int:
-    """8 bytes of blake2b over the story's lowercased words (what counts as an exact duplicate)."""
-    digest = hashlib.blake2b(" ".join(words_of(story)).encode(), digest_size=8).digest()
+def exact_hash(story: str, words: Sequence[str] | None = None) -> int:
+    """8 bytes of blake2b over the story's lowercased words (what counts as an exact duplicate); ``words``: the
+    story's ``words_of``, when the caller has them already."""
+    digest = hashlib.blake2b(" ".join(words_of(story) if words is None else words).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
 
 
@@ -115,6 +150,20 @@ class SortedRuns:
             keys, ids = np.concatenate([k1, k2]), np.concatenate([i1, i2])
             order = np.argsort(keys, kind="stable")
             self.runs.append((keys[order], ids[order]))
+
+    def first(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(query positions, stored ids)``: at most one match per query and run (the cheap first look, whatever
+        the number of stored ids a key has)."""
+        positions, found = [], []
+        for keys, ids in self.runs:
+            lo = np.searchsorted(keys, queries, "left")
+            hit = np.nonzero(lo < len(keys))[0]
+            hit = hit[keys[lo[hit]] == queries[hit]]
+            positions.append(hit)
+            found.append(ids[lo[hit]])
+        if not positions:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(positions), np.concatenate(found)
 
     def lookup(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(query positions, stored ids)``: one pair per match."""
@@ -151,7 +200,7 @@ class DedupIndex:
     def signatures_of(self, stories: Sequence[str]) -> np.ndarray:
         if not stories:
             return np.zeros((0, self.bands * self.rows), np.uint32)
-        return np.stack([self.minhash.signature(s) for s in stories]).astype(np.uint32)
+        return self.minhash.signatures(stories).astype(np.uint32)
 
     def band_keys(self, signatures: np.ndarray) -> np.ndarray:
         """``(n, bands)`` uint64 keys: each band's rows hashed together with the band's number."""
@@ -179,32 +228,77 @@ class DedupIndex:
         hashes = np.asarray(hashes, dtype=np.uint64)
         positions, _ = self.exact.lookup(hashes)
         status[np.unique(positions)] = EXACT_DUPLICATE
+        first = np.zeros(n, bool)
+        first[np.unique(hashes, return_index=True)[1]] = True
+        status[~first] = EXACT_DUPLICATE  # the same words as a story before it in the block
+        candidates = np.nonzero(status != EXACT_DUPLICATE)[0]
         keys = self.band_keys(signatures)
-        earlier_near = np.zeros(n, bool)
-        positions, ids = self.near.lookup(keys.reshape(-1))
-        if len(positions):
-            queries = positions // self.bands
-            pairs = np.unique(np.stack([queries, ids], axis=1), axis=0)
-            similar = (self._signature_rows(pairs[:, 1]) == signatures[pairs[:, 0]]).mean(axis=1) >= self.threshold
-            earlier_near[pairs[similar, 0]] = True
-        seen_exact: set[int] = set()
-        buckets: dict[int, list[int]] = {}
-        for i in range(n):  # within the block: the stories before this one
-            h = int(hashes[i])
-            if status[i] == EXACT_DUPLICATE or h in seen_exact:
-                status[i] = EXACT_DUPLICATE
-                continue
-            seen_exact.add(h)
-            candidates = set()
-            for key in keys[i].tolist():
-                bucket = buckets.setdefault(key, [])
-                candidates.update(bucket)
-                bucket.append(i)
-            if earlier_near[i] or any(
-                np.mean(signatures[j] == signatures[i]) >= self.threshold for j in sorted(candidates)
-            ):
-                status[i] = NEAR_DUPLICATE
+        near = np.zeros(n, bool)
+        self._near_earlier_blocks(near, keys, signatures, candidates)
+        self._near_in_block(near, keys, signatures, candidates)
+        status[near] = NEAR_DUPLICATE
         return status
+
+    def _near_earlier_blocks(self, near, keys, signatures, candidates) -> None:
+        """Mark the ``candidates`` similar to a story of the index with which they share a band key: first one
+        stored story per key and run each, then, for those still unmatched, every one (in parts of
+        ``_QUERIES_AT_ONCE`` stories: a key shared by many stored stories costs time, not memory)."""
+        if not len(candidates) or not self.size:
+            return
+        positions, ids = self.near.first(keys[candidates].reshape(-1))
+        self._mark_similar(near, candidates[positions // self.bands], ids, signatures, self._signature_rows)
+        for start in range(0, len(candidates), _QUERIES_AT_ONCE):
+            part = candidates[start : start + _QUERIES_AT_ONCE]
+            part = part[~near[part]]
+            if len(part):
+                positions, ids = self.near.lookup(keys[part].reshape(-1))
+                self._mark_similar(near, part[positions // self.bands], ids, signatures, self._signature_rows)
+
+    def _near_in_block(self, near, keys, signatures, candidates) -> None:
+        """Mark the ``candidates`` similar to a candidate before them in the block with which they share a band
+        key: the first candidate of each key first, then every earlier one for those still unmatched."""
+        if len(candidates) < 2:
+            return
+        flat = keys[candidates].reshape(-1)
+        owners = np.repeat(candidates, self.bands)
+        order = np.argsort(flat, kind="stable")  # by key, then by position in the block
+        flat, owners = flat[order], owners[order]
+        run_start = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
+        run_of = np.repeat(np.arange(len(run_start)), np.diff(np.r_[run_start, len(flat)]))
+        heads = owners[run_start[run_of]]  # the first candidate of each entry's key
+        later = owners != heads
+        self._mark_similar(near, owners[later], heads[later], signatures, lambda rows: signatures[rows])
+        lengths = np.diff(np.r_[run_start, len(flat)])
+        seen: set[bytes] = set()  # the stories of a key shared by 3 or more (near-identical ones share every band)
+        for start, length in zip(run_start[lengths > 2].tolist(), lengths[lengths > 2].tolist()):
+            members = np.unique(owners[start : start + length])
+            if len(members) < 3 or members.tobytes() in seen:
+                continue
+            seen.add(members.tobytes())
+            pending = members[~near[members]][1:]  # not the first: it has no earlier story in the key
+            step = max(1, _PAIRS_AT_ONCE // len(members))
+            for part in (pending[i : i + step] for i in range(0, len(pending), step)):
+                later, earlier = np.repeat(part, len(members)), np.tile(members, len(part))
+                before = earlier < later
+                self._mark_similar(near, later[before], earlier[before], signatures, lambda r: signatures[r])
+
+    def _mark_similar(self, near, later, earlier, signatures, rows_of) -> None:
+        """``near[l] = True`` for each pair ``(later l, earlier e)`` whose signatures agree on at least
+        ``threshold`` of their rows (``rows_of(e)``: e's signatures); pairs of an ``l`` already near are skipped,
+        and the pairs are compared ``_PAIRS_AT_ONCE`` at a time."""
+        keep = ~near[later]
+        later, earlier = later[keep], earlier[keep]
+        if not len(later):
+            return
+        span = int(earlier.max()) + 1
+        pairs = np.unique(later.astype(np.int64) * span + earlier)  # each pair once, by later then earlier
+        for start in range(0, len(pairs), _PAIRS_AT_ONCE):
+            later, earlier = np.divmod(pairs[start : start + _PAIRS_AT_ONCE], span)
+            keep = ~near[later]
+            later, earlier = later[keep], earlier[keep]
+            if len(later):
+                similar = (rows_of(earlier) == signatures[later]).mean(axis=1) >= self.threshold
+                near[later[similar]] = True
 
     def add(self, hashes: Sequence[int], signatures: np.ndarray, status: np.ndarray) -> None:
         """Add a block of candidates (all but the exact duplicates enter the near-duplicate index)."""

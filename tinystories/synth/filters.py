@@ -148,7 +148,8 @@ FUNCTION_WORDS = frozenset(
 )
 
 
-def word_forms(word: str) -> set[str]:
+@functools.lru_cache(maxsize=65536)  # the same ~1,500 vocabulary words are asked for in every story
+def word_forms(word: str) -> frozenset[str]:
     """The word and its regular and irregular inflections (plural, 3rd person, past, -ing, comparative)."""
     w = word.lower()
     forms = {w, w + "s", w + "ed", w + "ing", w + "er", w + "est", w + "'s"}
@@ -169,7 +170,7 @@ def word_forms(word: str) -> set[str]:
         forms |= {w + "ked", w + "king"}  # picnic -> picnicked
     forms |= set(IRREGULAR.get(w, ()))
     forms.add(w + "ly")
-    return forms
+    return frozenset(forms)
 
 
 #: Words as the released vocabulary spells them: letters and digits, with inner hyphens or apostrophes
@@ -249,12 +250,14 @@ class FilterReport:
     def mean_out_of_vocabulary(self) -> float:
         return self.oov_sum / self.oov_count if self.oov_count else 0.0
 
-    def count_kept(self, records: Sequence[dict]) -> None:
-        for record in records:
-            words = words_of(record["story"])
+    def count_kept(self, records: Sequence[dict], words: Sequence[list[str]] | None = None) -> None:
+        """Count ``records`` as kept; ``words``: each one's ``words_of`` its story, when the caller has them."""
+        if words is None:
+            words = [words_of(record["story"]) for record in records]
+        for record, story_words in zip(records, words):
             self.kept += 1
-            self.words_sum += len(words)
-            self.openers[" ".join(words[:3])] += 1
+            self.words_sum += len(story_words)
+            self.openers[" ".join(story_words[:3])] += 1
             self.feature_counts.update(record["instruction"].get("features") or [])
             self.required_words.update(record["instruction"]["words"])
 
@@ -328,10 +331,11 @@ class StoryFilter:
         self.config = config or FilterConfig()
         self.index = index if index is not None else DedupIndex(threshold=self.config.dedup_threshold)
 
-    def quality_problem(self, record: dict) -> tuple[str | None, float]:
-        """The reason ``record`` fails a quality filter (None if it passes), and its out-of-vocabulary share."""
+    def quality_problem(self, record: dict, words: list[str] | None = None) -> tuple[str | None, float]:
+        """The reason ``record`` fails a quality filter (None if it passes), and its out-of-vocabulary share;
+        ``words``: ``words_of`` its story, when the caller has them."""
         story, config = record["story"], self.config
-        n_words = len(words_of(story))
+        n_words = len(words_of(story) if words is None else words)
         if n_words < config.min_words:
             return "too short", 0.0
         if n_words > config.max_words:
@@ -346,15 +350,17 @@ class StoryFilter:
     def screen(self, records: Sequence[dict], add: bool = True) -> Screened:
         """Filter one block; with ``add`` its candidates join the index (the next blocks are checked against them)."""
         report = FilterReport(total=len(records))
-        candidates, shares = [], []
+        candidates, shares, words = [], [], []
         for record in records:
-            problem, share = self.quality_problem(record)
+            story_words = words_of(record["story"])
+            problem, share = self.quality_problem(record, story_words)
             if problem:
                 report.removed[problem] += 1
             else:
                 candidates.append(record)
                 shares.append(share)
-        hashes = [exact_hash(r["story"]) for r in candidates]
+                words.append(story_words)
+        hashes = [exact_hash(r["story"], w) for r, w in zip(candidates, words)]
         signatures = self.index.signatures_of([r["story"] for r in candidates])
         status = self.index.classify(hashes, signatures)
         if add:
@@ -364,7 +370,7 @@ class StoryFilter:
         unique = [s for s, st in zip(shares, status) if st != EXACT_DUPLICATE]
         report.oov_sum, report.oov_count = float(sum(unique)), len(unique)
         kept = [r for r, st in zip(candidates, status) if st == KEPT]
-        report.count_kept(kept)
+        report.count_kept(kept, [w for w, st in zip(words, status) if st == KEPT])
         return Screened(kept, candidates, hashes, signatures, status, shares, report)
 
 

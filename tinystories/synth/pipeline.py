@@ -88,7 +88,8 @@ def generate_records(args: GenerateArguments, prompts, engine: LLMEngine) -> tup
         missing = missing_words(text, prompts[position].words)
         return f"misses required word(s): {', '.join(missing)}" if missing else None
 
-    engine.validate = validate if args.missing_words == "reask" else None
+    reask = args.missing_words == "reask"
+    engine.validate = validate if reask else None  # with reask, a story the engine returns has every word
     requests = [[{"role": "user", "content": p.prompt}] for p in prompts]
     results = _run(engine, args, requests, temperature=args.temperature, max_tokens=args.max_tokens)
     records = [
@@ -98,7 +99,7 @@ def generate_records(args: GenerateArguments, prompts, engine: LLMEngine) -> tup
             "summary": "",
             "source": args.model,
             "request_id": (result.response or {}).get("id", ""),
-            "missing_words": missing_words(result.text, prompt.words),
+            "missing_words": [] if reask else missing_words(result.text, prompt.words),
             "_index": prompt.index,
         }
         for prompt, result in zip(prompts, results)
