@@ -179,13 +179,15 @@ def test_resume_after_sigkill_keeps_finished_shards_and_pays_nothing_twice(tmp_p
         env = {**os.environ, "PYTHONPATH": REPO}
         child = subprocess.Popen([sys.executable, "-m", "tinystories", "generate", *argv], env=env, cwd=str(tmp_path))
         try:
-            # chunk 3 starts only once chunk 2's marker is written; its first three replies are then committed
+            # chunk 3 is requested while chunk 2 is written; its first three replies are committed, then chunk 2's
+            # marker is written (chunk 3 cannot be: 7 of its stories are held)
             assert server.wait_until(
                 lambda: sum(r["request"]["messages"][-1]["content"] in chunk3 for r in server.records) >= 4
             )
             cache = sqlite3.connect(f"file:{out / '.cache' / 'requests.sqlite'}?mode=ro", uri=True)
             _wait_for(lambda: cache.execute("SELECT COUNT(*) FROM replies").fetchone()[0] >= 33)
             cache.close()
+            _wait_for(lambda: len(os.listdir(out / ".shards" / "completions")) >= 3)
             markers = sorted(os.listdir(out / ".shards" / "completions"))
             assert markers == ["00000", "00001", "00002"]
             finished = [p for c in range(3) for p in (out / "default").glob(f"*-{c:05d}-of-00006.parquet")]
@@ -210,6 +212,33 @@ def test_resume_after_sigkill_keeps_finished_shards_and_pays_nothing_twice(tmp_p
     assert len(prompts) == len(set(prompts)) == summary["filters"]["kept"]  # every story once
     assert summary["filters"]["total"] == 60 and summary["shards"]["complete"] == 6
     assert json.loads((out / "generation.json").read_text())["shards"]["complete"] == 6
+
+
+def test_a_chunk_that_cannot_be_written_stops_the_run_and_a_rerun_finishes_from_the_cache(tmp_path, monkeypatch):
+    from tinystories.synth import pipeline
+
+    out = tmp_path / "data"
+    real_write = pipeline.write_shard
+
+    def disk_full_at_chunk_1(folder, path, rows):
+        if "-00001-of-" in path:
+            raise OSError(28, "No space left on device")
+        return real_write(folder, path, rows)
+
+    with FakeOpenAIServer() as server:
+        monkeypatch.setattr(pipeline, "write_shard", disk_full_at_chunk_1)
+        with pytest.raises(OSError, match="No space left"):  # raised in the writing thread, seen by the run
+            generate(args_for(server, out, 40, 10))
+        assert sorted(os.listdir(out / ".shards" / "completions")) == ["00000"]
+        sent = server.num_requests
+        assert sent <= 30  # chunk 2 may have been requested while chunk 1 was written, chunk 3 never
+        monkeypatch.setattr(pipeline, "write_shard", real_write)
+        summary = generate(args_for(server, out, 40, 10))
+        assert server.repeated_identical_requests() == 0  # what the failed run was paid for came from the cache
+        assert server.num_requests == 40  # each story asked for once, over both runs
+    assert summary["shards"]["complete"] == 4 and summary["filters"]["total"] == 40
+    prompts = [r["instruction"]["prompt:"] for split in datasets.load_dataset(str(out)).values() for r in split]
+    assert len(prompts) == len(set(prompts)) == summary["filters"]["kept"]
 
 
 def test_a_plan_change_rebuilds_the_shards_from_the_cache(tmp_path):

@@ -58,7 +58,7 @@ class GenerateArguments(TeacherArguments):
         default=2_000,
         metadata={
             "help": "Stories per chunk: each is generated, filtered and written as one Parquet shard per config and "
-            "split; memory holds one chunk (~25 KB a story), so a larger one means fewer, larger shards."
+            "split; memory holds two chunks at most (~25 KB a story), so a larger one means fewer, larger shards."
         },
     )
     worker: str = field(

@@ -4,7 +4,8 @@ The run streams in chunks of ``chunk_size`` prompts; each chunk goes through the
 (``prompts``) -> stories through the LLM engine (``missing_words``: a story missing a required word is re-asked,
 kept with a flag, or dropped) -> for Instruct, a summary per story -> quality filters and duplicates against every
 story before (``filters``, ``dedup``) -> each story's split -> its Parquet shards and completion marker
-(``dataset_folder``, ``shards``). Memory holds one chunk and the duplicate index, whatever ``num_stories``.
+(``dataset_folder``, ``shards``); a chunk is filtered and written while the next one is requested. Memory holds
+two chunks and the duplicate index, whatever ``num_stories``.
 A re-run skips the chunks with a marker (no request, no cache lookup) and redoes the others from the request cache;
 ``generation.json``, the run's summary, is assembled from the markers (``merge``: docs/generation.md).
 """
@@ -18,6 +19,8 @@ import os
 import random
 import sys
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from ..errors import GenerationError
 from ..llm import LLMEngine
@@ -150,13 +153,28 @@ def splits_of(args: GenerateArguments) -> tuple[str, ...]:
     return SPLITS if args.validation_fraction > 0 else SPLITS[:1]
 
 
-def make_chunk(
-    args: GenerateArguments, sampler: PromptSampler, story_filter: StoryFilter, engine: LLMEngine, chunk: int
-) -> dict:
-    """Generate, filter, split and write one chunk; returns (and writes, last) its completion marker."""
+@dataclass
+class RequestedChunk:
+    """A chunk's prompts and the records its requests gave, before the filters: what ``write_chunk`` needs."""
+
+    chunk: int
+    prompts: list
+    records: list[dict]
+    stats: dict
+    complete: bool
+
+
+def request_chunk(args: GenerateArguments, sampler: PromptSampler, engine: LLMEngine, chunk: int) -> RequestedChunk:
     prompts = [sampler.prompt(i) for i in args.chunk_range(chunk)]
     records, stats, complete = generate_records(args, prompts, engine)
-    screened = story_filter.screen(records)
+    return RequestedChunk(chunk, prompts, records, stats, complete)
+
+
+def write_chunk(args: GenerateArguments, story_filter: StoryFilter, requested: RequestedChunk) -> dict:
+    """Filter, split and write one requested chunk; returns (and writes, last) its completion marker. Chunks are
+    written in order (the duplicate index takes each one's candidates)."""
+    chunk, prompts = requested.chunk, requested.prompts
+    screened = story_filter.screen(requested.records)
     by_split: dict[str, list[dict]] = {split: [] for split in SPLITS}
     splits, rows = [], []
     for record, status in zip(screened.candidates, screened.status):
@@ -188,11 +206,11 @@ def make_chunk(
     marker = {
         "chunk": chunk,
         "prompts": [prompts[0].index, prompts[-1].index + 1],
-        "complete": complete,
+        "complete": requested.complete,
         "worker": args.worker,
         "plan": args.plan(),
         "files": files,
-        "engine": stats,
+        "engine": requested.stats,
         "filters": screened.report.state(),
     }
     write_marker(args.output_dir, chunk, marker)
@@ -212,9 +230,23 @@ def _check_plan(args: GenerateArguments, markers: dict[int, dict]) -> dict[int, 
     return markers
 
 
+def _finish_writing(writing: Future | None, markers: dict[int, dict], args: GenerateArguments, mine) -> None:
+    """Wait for the chunk being written (if any), record its marker and say so."""
+    if writing is None:
+        return
+    marker = writing.result()
+    markers[marker["chunk"]] = marker
+    done = sum(markers.get(c, {}).get("complete", False) for c in mine)
+    logger.info(
+        "Chunk %d of %d written (%d of this worker's %d done)", marker["chunk"] + 1, args.num_chunks, done, len(mine)
+    )
+
+
 def generate_shards(args: GenerateArguments, vocabulary: Vocabulary) -> dict[int, dict]:
     """This worker's chunks, in order: a chunk with a complete marker is restored into the duplicate index (its
-    requests are never read), the others are made. Stops after an incomplete chunk (budget, endpoint failures)."""
+    requests are never read), the others are made. A chunk is filtered and written in a thread while the next one's
+    requests are in flight (at most two chunks of records in memory); the markers are written in order. Stops after
+    an incomplete chunk (budget, endpoint failures)."""
     markers = _check_plan(args, read_markers(args.output_dir))
     sampler = prompt_sampler(args, vocabulary)
     story_filter = StoryFilter(vocabulary, filter_config(args))
@@ -229,23 +261,28 @@ def generate_shards(args: GenerateArguments, vocabulary: Vocabulary) -> dict[int
                 f"Requesting {stories} stories in {len(todo)} chunk(s) from {args.model}: at most ~${estimate:.4f} "
                 f"(estimate before cache; {len(mine) - len(todo)} chunk(s) already written)"
             )
-        for position, chunk in enumerate(mine):
-            if markers.get(chunk, {}).get("complete"):
-                restore_block(story_filter.index, args.output_dir, chunk)
-                continue
-            markers[chunk] = marker = make_chunk(args, sampler, story_filter, engine, chunk)
-            done = sum(markers.get(c, {}).get("complete", False) for c in mine)
-            logger.info(
-                "Chunk %d of %d written (%d of this worker's %d done)", chunk + 1, args.num_chunks, done, len(mine)
-            )
-            if not marker["complete"]:
-                logger.warning(
-                    "Chunk %d is incomplete (budget reached or requests lost to the endpoint): its shards are "
-                    "written, the %d chunk(s) after it are not; run again to finish it (paid replies are cached).",
-                    chunk,
-                    len(mine) - position - 1,
-                )
-                break
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-chunk") as writer:
+            writing: Future | None = None  # the chunk being filtered and written while the next one is requested
+            for position, chunk in enumerate(mine):
+                if markers.get(chunk, {}).get("complete"):
+                    _finish_writing(writing, markers, args, mine)
+                    writing = None
+                    restore_block(story_filter.index, args.output_dir, chunk)
+                    continue
+                requested = request_chunk(args, sampler, engine, chunk)
+                _finish_writing(writing, markers, args, mine)  # in order: the duplicate index takes it first
+                writing = writer.submit(write_chunk, args, story_filter, requested)
+                if not requested.complete:
+                    _finish_writing(writing, markers, args, mine)
+                    writing = None
+                    logger.warning(
+                        "Chunk %d is incomplete (budget reached or requests lost to the endpoint): its shards are "
+                        "written, the %d chunk(s) after it are not; run again to finish it (paid replies are cached).",
+                        chunk,
+                        len(mine) - position - 1,
+                    )
+                    break
+            _finish_writing(writing, markers, args, mine)
     return markers
 
 
