@@ -61,6 +61,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return train_and_push(parse_train_args(sys.argv[1:] if argv is None else argv))
 
 
+def close_distributed() -> None:
+    """Destroy this process's ``torch.distributed`` group, if one was made, before the interpreter exits: a rank
+    that leaves first with its gloo group alive can abort at exit ("terminate called without an active
+    exception", SIGABRT), failing the whole launch after training succeeded."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 if __name__ == "__main__":  # accelerate launch -m tinystories.train RECIPE.yaml [--key value ...]
-    with one_line_errors("train"):
-        main()
+    try:
+        with one_line_errors("train"):
+            main()
+    finally:
+        close_distributed()
