@@ -70,11 +70,19 @@ def test_the_index_decides_as_the_brute_force_reference_over_blocks():
         assert flat.count(EXACT_DUPLICATE) > 5 and flat.count(NEAR_DUPLICATE) > 5  # both kinds were exercised
 
 
-def test_signatures_of_many_stories_at_once_equal_one_at_a_time():
+def test_signatures_of_many_stories_at_once_equal_the_minhash_formula_one_story_at_a_time(monkeypatch):
+    from tinystories.synth import dedup
+
+    monkeypatch.setattr(dedup, "_SHINGLES_AT_ONCE", 100)  # several groups of stories side by side
     stories = make_stories(40, seed=3) + ["", "Dog.", "Once upon a time"]
     index = DedupIndex()
-    one_by_one = np.stack([index.minhash.signature(s) for s in stories]).astype(np.uint32)
-    assert np.array_equal(index.signatures_of(stories), one_by_one)
+    a, b = index.minhash.a, index.minhash.b
+    with np.errstate(over="ignore"):
+        expected = [
+            ((a[:, None] * dedup._shingle_hashes(s, 5)[None] + b[:, None]) >> np.uint64(32)).min(axis=1)
+            for s in stories
+        ]
+    assert np.array_equal(index.signatures_of(stories), np.stack(expected).astype(np.uint32))
 
 
 def test_a_teacher_repeating_itself_leaves_one_story_of_thousands():

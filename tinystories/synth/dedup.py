@@ -42,10 +42,6 @@ def strip_openers(text: str) -> str:
     return lowered
 
 
-def _shingles(text: str, n: int) -> set[int]:
-    return set(_shingle_hashes(text, n).tolist())
-
-
 def _shingle_hashes(text: str, n: int) -> np.ndarray:
     """The 8-byte blake2b hashes (little-endian uint64) of the text's distinct word ``n``-grams after the stock
     opener (one gram, maybe empty, for a text shorter than ``n`` words)."""
@@ -72,14 +68,12 @@ class MinHashDeduplicator:
         self.threshold, self.bands, self.rows, self.ngram = threshold, bands, num_perm // bands, ngram
 
     def signature(self, text: str) -> np.ndarray:
-        hashes = _shingle_hashes(text, self.ngram)
-        with np.errstate(over="ignore"):
-            values = (self.a[:, None] * hashes[None, :] + self.b[:, None]) >> np.uint64(32)
-        return values.min(axis=1)
+        return self.signatures([text])[0]
 
     def signatures(self, texts: Sequence[str]) -> np.ndarray:
-        """``(len(texts), num_perm)`` uint64: the rows ``signature`` gives, computed for many texts at once (the
-        shingles of several texts side by side, each text's minimum taken over its own columns)."""
+        """``(len(texts), num_perm)`` uint64 MinHash signatures: for each permutation ``(a * h + b) >> 32``, the
+        minimum over the text's shingle hashes ``h``, computed for several texts side by side (each text's minimum
+        taken over its own columns)."""
         out = np.empty((len(texts), len(self.a)), np.uint64)
         shingles = [_shingle_hashes(t, self.ngram) for t in texts]
         start = 0
@@ -98,7 +92,7 @@ class MinHashDeduplicator:
 
     def duplicates(self, texts: Sequence[str]) -> dict[int, int]:
         """``{index: index of the earlier text it duplicates}`` for every near duplicate (first one kept)."""
-        signatures = [self.signature(t) for t in texts]
+        signatures = self.signatures(texts)
         buckets: dict[tuple, list[int]] = {}
         found: dict[int, int] = {}
         for i, sig in enumerate(signatures):

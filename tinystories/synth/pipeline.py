@@ -298,13 +298,12 @@ def build_splits(args: GenerateArguments, vocabulary: Vocabulary) -> tuple[dict[
     stats, report = [], FilterReport()
     with teacher_engine(args) as engine:
         for chunk in range(args.num_chunks):
-            prompts = [sampler.prompt(i) for i in args.chunk_range(chunk)]
-            records, chunk_stats, _ = generate_records(args, prompts, engine)
-            screened = story_filter.screen(records)
+            requested = request_chunk(args, sampler, engine, chunk)
+            screened = story_filter.screen(requested.records)
             for record in screened.kept:
                 validation = in_validation(args.seed, record["_index"], args.validation_fraction)
                 splits["validation" if validation else "train"].append(record)
-            stats.append(chunk_stats)
+            stats.append(requested.stats)
             report.merge(screened.report)
     engine = {name: sum_stats([s[name] for s in stats if name in s]) for name in ("stories", "summaries")}
     return splits, {k: v for k, v in engine.items() if v}, report.as_dict()
